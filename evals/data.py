@@ -1,0 +1,333 @@
+"""Loading and validating classification data and preference pairs.
+
+Every file is validated completely before any work starts: a problem is reported as
+``file:line: reason`` (all problems of a file together), so a sweep never dies an hour in on
+line 9,000. Supported inputs:
+
+- chat JSONL: ``{"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]}``;
+  the last user message is the text, the last assistant message is the label;
+- plain JSONL: ``{"<text_field>": ..., "<label_field>": ...}``;
+- CSV with ``text_field`` and ``label_field`` columns;
+- preference pairs JSONL: ``{"prompt": ..., "chosen": ..., "rejected": ...}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_ERRORS_SHOWN = 10
+
+
+def _line_order(problem: str) -> tuple[str, int]:
+    """Sort key: file, then line number (problems are collected in several passes)."""
+    match = re.match(r"(.*?):(\d+): ", problem)
+    return (match.group(1), int(match.group(2))) if match else (problem, 0)
+
+
+class DataError(ValueError):
+    """One or more ``file:line: reason`` problems in the input data."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = sorted(problems, key=_line_order)
+        shown = problems[:MAX_ERRORS_SHOWN]
+        more = len(problems) - len(shown)
+        super().__init__("\n".join(shown) + (f"\n(and {more} more problems)" if more else ""))
+
+
+class SplitSpec(BaseModel):
+    """How to split when only a training file is given."""
+
+    model_config = ConfigDict(extra="forbid")
+    validation: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for validation.")
+    test: float = Field(0.2, gt=0, lt=0.5, description="Fraction held out for test.")
+    seed: int = Field(13, description="Seed of the stratified split.")
+
+
+class DataSpec(BaseModel):
+    """Where the data are and how to read them."""
+
+    model_config = ConfigDict(extra="forbid")
+    train: str = Field(..., description="Training file (chat JSONL, text/label JSONL or CSV).")
+    validation: str | None = Field(None, description="Validation file; split from train if absent.")
+    test: str | None = Field(None, description="Test file; split from train if absent.")
+    preferences: str | None = Field(
+        None, description="Preference pairs JSONL {prompt, chosen, rejected} for DPO."
+    )
+    text_field: str = Field("text", description="Text column / key (JSONL and CSV).")
+    label_field: str = Field("label", description="Label column / key (JSONL and CSV).")
+    split: SplitSpec = Field(default_factory=SplitSpec, description="Split used when only train is given.")
+    max_train_rows: int | None = Field(
+        None, gt=0, description="Use at most this many training rows (stratified sample)."
+    )
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str
+    line: int = 0  # 1-based line in its file (0 when made in memory)
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    prompt: str
+    chosen: str
+    rejected: str
+    line: int = 0
+
+
+@dataclass
+class Splits:
+    train: list[Example]
+    validation: list[Example]
+    test: list[Example]
+    labels: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _decoded_lines(path: Path) -> tuple[list[tuple[int, str]], list[str]]:
+    """The file's non-blank lines with 1-based numbers, and encoding problems."""
+    if not path.is_file():
+        raise DataError([f"{path}: no such file"])
+    lines, problems = [], []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            problems.append(f"{path}:{number}: not UTF-8 (byte {err.start})")
+            continue
+        if text.strip():
+            lines.append((number, text))
+    return lines, problems
+
+
+def _string(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _parse_chat(row: dict) -> tuple[str | None, str | None, str | None]:
+    """(text, label, problem) of one chat row."""
+    messages = row["messages"]
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        return None, None, "field 'messages': must be a list of {role, content} objects"
+    for index, message in enumerate(messages):
+        if message.get("role") not in ("system", "user", "assistant"):
+            return None, None, f"field 'messages[{index}].role': must be system, user or assistant"
+        if not isinstance(message.get("content"), str):
+            return None, None, f"field 'messages[{index}].content': must be a string"
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    answers = [m["content"] for m in messages if m["role"] == "assistant"]
+    if not users or not _string(users[-1]):
+        return None, None, "field 'messages': no non-empty user message (the text)"
+    if not answers or not _string(answers[-1]):
+        return None, None, "field 'messages': no non-empty assistant message (the label)"
+    return users[-1].strip(), answers[-1].strip(), None
+
+
+def _jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
+    lines, problems = _decoded_lines(path)
+    rows = []
+    for number, text in lines:
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as err:
+            problems.append(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno})")
+            continue
+        if not isinstance(row, dict):
+            problems.append(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            continue
+        rows.append((number, row))
+    return rows, problems
+
+
+def _csv_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
+    lines, problems = _decoded_lines(path)
+    if problems:
+        return [], problems
+    text = "\n".join(line for _, line in lines)
+    reader = csv.DictReader(io.StringIO(text))
+    numbers = [number for number, _ in lines]
+    rows = []
+    try:
+        for row in reader:
+            # line_num counts physical lines read so far, so multi-line quoted cells still map back.
+            rows.append((numbers[min(reader.line_num, len(numbers)) - 1], row))
+    except csv.Error as err:
+        problems.append(f"{path}:{numbers[min(reader.line_num, len(numbers)) - 1]}: bad CSV ({err})")
+    return rows, problems
+
+
+def load_examples(
+    path: str | Path,
+    *,
+    text_field: str = "text",
+    label_field: str = "label",
+    labels: list[str] | None = None,
+) -> list[Example]:
+    """Read a labelled file; raise DataError listing every bad line.
+
+    ``labels``, when given, is the closed label set: any other label is an error.
+    """
+    path = Path(path)
+    reader = _csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows
+    rows, problems = reader(path)
+    allowed = set(labels) if labels else None
+    examples = []
+    for number, row in rows:
+        if "messages" in row:
+            text, label, problem = _parse_chat(row)
+        else:
+            text, label, problem = _string(row.get(text_field)), _string(row.get(label_field)), None
+            if text_field not in row:
+                problem = f"missing field '{text_field}' (or 'messages')"
+            elif text is None:
+                problem = f"field '{text_field}': empty or not a string"
+            elif label_field not in row:
+                problem = f"missing field '{label_field}'"
+            elif label is None:
+                problem = f"field '{label_field}': empty or not a string"
+        if problem is None and allowed is not None and label not in allowed:
+            problem = f"label '{label}' is not in the label set ({len(allowed)} labels)"
+        if problem:
+            problems.append(f"{path}:{number}: {problem}")
+            continue
+        examples.append(Example(text=text, label=label, line=number))
+    if not examples and not problems:
+        problems.append(f"{path}: no rows")
+    if problems:
+        raise DataError(problems)
+    return examples
+
+
+def load_preferences(path: str | Path, *, labels: list[str] | None = None) -> list[PreferencePair]:
+    """Read preference pairs ``{prompt, chosen, rejected}``; raise DataError on any bad line."""
+    path = Path(path)
+    rows, problems = _jsonl_rows(path)
+    allowed = set(labels) if labels else None
+    pairs = []
+    for number, row in rows:
+        values = {key: _string(row.get(key)) for key in ("prompt", "chosen", "rejected")}
+        missing = [key for key, value in values.items() if value is None]
+        if missing:
+            problems.append(f"{path}:{number}: field '{missing[0]}': missing, empty or not a string")
+            continue
+        if values["chosen"] == values["rejected"]:
+            problems.append(f"{path}:{number}: field 'rejected': same as 'chosen'")
+            continue
+        unknown = [k for k in ("chosen", "rejected") if allowed is not None and values[k] not in allowed]
+        if unknown:
+            problems.append(f"{path}:{number}: field '{unknown[0]}': label '{values[unknown[0]]}' not in the label set")
+            continue
+        pairs.append(PreferencePair(line=number, **values))
+    if not pairs and not problems:
+        problems.append(f"{path}: no rows")
+    if problems:
+        raise DataError(problems)
+    return pairs
+
+
+def normalise_text(text: str) -> str:
+    """Case-, spacing- and punctuation-insensitive form used to find duplicates and leakage."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def duplicates(examples: list[Example]) -> list[list[Example]]:
+    """Groups of examples whose normalised texts are equal (within one list)."""
+    groups: dict[str, list[Example]] = defaultdict(list)
+    for example in examples:
+        groups[normalise_text(example.text)].append(example)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def leakage(train: list[Example], test: list[Example]) -> list[Example]:
+    """Test examples whose text also occurs in train (exactly or after normalising)."""
+    seen = {normalise_text(example.text) for example in train}
+    return [example for example in test if normalise_text(example.text) in seen]
+
+
+def stratified_split(
+    examples: list[Example], fractions: list[float], seed: int
+) -> list[list[Example]]:
+    """Split into len(fractions)+1 parts (the rest first), per label, seeded.
+
+    Each label with at least len(fractions)+1 examples gets at least one in every part, so a
+    rare class is never missing from validation or test.
+    """
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for example in examples:
+        by_label[example.label].append(example)
+    rng = random.Random(seed)
+    parts: list[list[Example]] = [[] for _ in range(len(fractions) + 1)]
+    for label in sorted(by_label):
+        group = by_label[label][:]
+        rng.shuffle(group)
+        start = 0
+        for index, fraction in enumerate(fractions, start=1):
+            take = round(len(group) * fraction)
+            if len(group) > len(fractions):
+                take = max(take, 1)
+            parts[index].extend(group[start : start + take])
+            start += take
+        parts[0].extend(group[start:])
+    for part in parts:
+        rng.shuffle(part)
+    return parts
+
+
+def load_splits(spec: DataSpec, labels: list[str] | None = None) -> Splits:
+    """Load, validate and split the data; labels default to those seen in train."""
+    read = dict(text_field=spec.text_field, label_field=spec.label_field)
+    problems: list[str] = []
+    loaded: dict[str, list[Example]] = {}
+    for name in ("train", "validation", "test"):
+        path = getattr(spec, name)
+        if path is None:
+            continue
+        try:
+            loaded[name] = load_examples(path, labels=labels, **read)
+        except DataError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise DataError(problems)
+    train = loaded["train"]
+    label_set = list(labels) if labels else sorted({example.label for example in train})
+    for name in ("validation", "test"):
+        unseen = [e for e in loaded.get(name, []) if e.label not in label_set]
+        problems += [f"{getattr(spec, name)}:{e.line}: label '{e.label}' never occurs in train" for e in unseen]
+    if problems:
+        raise DataError(problems)
+
+    warnings = []
+    if "validation" not in loaded or "test" not in loaded:
+        wanted = [spec.split.validation if "validation" not in loaded else None,
+                  spec.split.test if "test" not in loaded else None]
+        fractions = [f for f in wanted if f is not None]
+        train, *held = stratified_split(train, fractions, spec.split.seed)
+        held_iter = iter(held)
+        for name, fraction in zip(("validation", "test"), wanted):
+            if fraction is not None:
+                loaded[name] = next(held_iter)
+        warnings.append(f"split {spec.train} stratified (seed {spec.split.seed}) into "
+                        f"{len(train)} train / {len(loaded['validation'])} validation / {len(loaded['test'])} test")
+    if spec.max_train_rows and len(train) > spec.max_train_rows:
+        train = stratified_split(train, [spec.max_train_rows / len(train)], spec.split.seed)[1]
+    for name in ("validation", "test"):
+        leaked = leakage(train, loaded[name])
+        if leaked:
+            sample = "; ".join(repr(e.text[:40]) for e in leaked[:3])
+            warnings.append(f"leakage: {len(leaked)} {name} texts also occur in train (e.g. {sample})")
+    return Splits(train=train, validation=loaded["validation"], test=loaded["test"],
+                  labels=label_set, warnings=warnings)
+
+
+def label_counts(examples: list[Example]) -> Counter:
+    return Counter(example.label for example in examples)

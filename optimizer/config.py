@@ -1,0 +1,219 @@
+"""``roitune.yaml``: the typed config, composed from the small specs each part defines.
+
+Precedence: defaults < YAML < ``--set key=value`` flags. Every problem is reported together,
+each on its own line, and an unknown key names the nearest valid one. Relative data paths are
+resolved against the config file's folder, so a config works from any working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evals.baselines import BaselinesSpec
+from evals.cost import Economics
+from evals.data import DataSpec
+from optimizer.space import SearchSpec
+
+
+class ConfigError(ValueError):
+    """Problems in a config file or in --set flags, one per line."""
+
+
+class TaskSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instruction: str = Field("Route the customer support ticket to exactly one category.",
+                             description="What the model is asked to do (system prompt).")
+    labels: list[str] = Field([], description="The label set; empty = the labels seen in train.")
+
+
+class BudgetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_dollars: float | None = Field(None, gt=0, description="Stop the sweep once trials cost this much compute.")
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task: TaskSpec = Field(default_factory=TaskSpec, description="The classification task.")
+    data: DataSpec = Field(..., description="Train / validation / test / preference files.")
+    economics: Economics = Field(default_factory=Economics, description="Volumes and prices.")
+    baselines: BaselinesSpec = Field(default_factory=BaselinesSpec, description="The baseline ladder.")
+    search: SearchSpec = Field(default_factory=SearchSpec, description="The sweep's search space.")
+    budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Spending limits.")
+    storage: str = Field("sqlite:///runs/roitune.db", description="Optuna storage URL (SQLite or PostgreSQL).")
+    study: str = Field("roitune", description="Study name inside the storage.")
+    runs_dir: str = Field("runs", description="Where adapters, caches and reports are written.")
+    seed: int = Field(0, description="Seed for splits, sampling and training.")
+
+
+def _fields_at(model: type[BaseModel], location: tuple) -> list[str]:
+    """Valid keys of the (nested) model at ``location``."""
+    for part in location:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return list(model.model_fields)
+
+
+def _describe(error: dict) -> str:
+    location = tuple(error["loc"])
+    key = ".".join(str(part) for part in location)
+    if error["type"] == "extra_forbidden":
+        valid = _fields_at(Config, location[:-1])
+        near = difflib.get_close_matches(str(location[-1]), valid, n=1, cutoff=0.5)
+        hint = f"did you mean '{'.'.join([*map(str, location[:-1]), near[0]])}'?" if near else \
+            f"valid keys here: {', '.join(valid)}"
+        return f"{key}: unknown key; {hint}"
+    return f"{key}: {error['msg']}"
+
+
+def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def parse_overrides(flags: list[str]) -> tuple[list[tuple[str, Any]], list[str]]:
+    """``key=value`` flags, values parsed as YAML (numbers, lists, booleans)."""
+    pairs, problems = [], []
+    for flag in flags:
+        key, sep, text = flag.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"--set {flag}: expected key=value")
+            continue
+        try:
+            pairs.append((key.strip(), yaml.safe_load(text) if text.strip() else ""))
+        except yaml.YAMLError as err:
+            problems.append(f"--set {flag}: bad value ({str(err).splitlines()[0]})")
+    return pairs, problems
+
+
+def _resolve_paths(data: dict, base: Path) -> None:
+    for key in ("train", "validation", "test", "preferences"):
+        value = data.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            data[key] = str((base / value).resolve())
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read, merge and validate; raise ConfigError listing every problem."""
+    raw: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file (write one with `roitune init`)")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err})") from err
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+        raw = loaded or {}
+        base = path.resolve().parent
+    if isinstance(raw.get("data"), dict):
+        _resolve_paths(raw["data"], base)
+    pairs, problems = parse_overrides(overrides or [])
+    for key, value in pairs:
+        _set_dotted(raw, key, value)
+        if key.startswith("data.") and isinstance(value, str):
+            _resolve_paths(raw["data"], Path.cwd())  # a path typed on the command line is cwd-relative
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as err:
+        where = f"{path}: " if path else ""
+        problems += [where + _describe(e) for e in err.errors()]
+        config = None
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config
+
+
+DEMO_CONFIG = """\
+# roitune.yaml: the demo on the bundled support tickets. Every key is optional except data.train;
+# `roitune <command> --set key=value` overrides any key (e.g. --set search.trials=8).
+
+task:
+  instruction: Route the customer support ticket to exactly one category.
+  labels: []                  # empty: the labels seen in the training data
+
+data:
+  train: {data}/train.jsonl
+  validation: {data}/validation.jsonl
+  test: {data}/test.jsonl
+  preferences: {data}/preferences.jsonl   # DPO pairs (prompt, chosen, rejected)
+  text_field: text            # for {{"text", "label"}} JSONL and CSV inputs
+  label_field: label
+
+economics:                    # the seed case: 5M tickets/month routed by Claude Haiku for $2,500
+  tickets_per_month: 5000000
+  current_solution: claude-haiku
+  current_monthly_cost: 2500
+  current_error_rate: 0.10    # entered by you; measure it with the hosted baseline
+  cost_per_error: 0.05        # dollars a misrouted ticket costs (rework, delay)
+  hardware: cpu-2core         # serving hardware; see `roitune hardware` for the price table
+  engineering_hours: 8
+  engineering_rate: 100
+
+baselines:
+  run: [classical, embedding, zero-shot, few-shot]
+  llm: smollm2-135m-instruct
+  encoder: minilm-l6
+  few_shot: {{k: [4], selection: nearest}}
+  max_llm_items: 120          # LLM baselines score a stratified subset of test on CPU
+  batch_size: 16
+  # hosted:                   # an OpenAI-compatible endpoint; the key comes from the env var
+  #   base_url: https://api.anthropic.com/v1/
+  #   model: claude-haiku-4-5
+  #   api_key_env: ANTHROPIC_API_KEY
+  #   max_dollars: 2.0
+
+search:
+  objective: roi              # roi: min monthly dollars; pareto: max macro-F1, min $/item
+  trials: 2
+  base_models: [smollm2-135m-instruct]
+  methods: [lora]             # lora, qlora, dpo
+  heads: [generative]         # generative (label-constrained) or classifier
+  rank: [8, 16]
+  alpha_ratio: [2.0]
+  learning_rate: {{low: 0.0005, high: 0.002}}
+  epochs: [1]
+  batch_size: [16]
+  target_modules: [all-linear]
+  max_eval_items: 120
+  pruner: hyperband
+
+budget:
+  max_dollars: 5.0
+
+storage: sqlite:///runs/roitune.db
+study: demo
+runs_dir: runs
+seed: 0
+"""
+
+
+def demo_data_dir() -> Path:
+    """The bundled demo tickets: ./datasets/tickets, else next to the installed package."""
+    local = Path("datasets/tickets")
+    if (local / "train.jsonl").is_file():
+        return local.resolve()
+    return (Path(__file__).resolve().parent.parent / "datasets" / "tickets").resolve()
+
+
+def demo_config_text() -> str:
+    return DEMO_CONFIG.format(data=demo_data_dir())

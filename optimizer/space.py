@@ -1,0 +1,132 @@
+"""The search space: which adaptation settings a sweep may try, and how a trial samples them.
+
+Every dimension is optional: a list is a categorical choice (one element = fixed), a
+``{low, high}`` range is sampled continuously (log scale for the learning rate and DPO beta).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from evals.models import DEFAULT_LLM
+
+if TYPE_CHECKING:
+    import optuna
+
+Method = Literal["lora", "qlora", "dpo"]
+Head = Literal["generative", "classifier"]
+
+# Names users write for common target-module sets; anything else is passed to PEFT as is.
+TARGET_MODULE_SETS: dict[str, list[str] | str] = {
+    "all-linear": "all-linear",
+    "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "attention-qv": ["q_proj", "v_proj"],
+    "mlp": ["gate_proj", "up_proj", "down_proj"],
+}
+
+
+class Range(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    low: float = Field(..., description="Smallest value.")
+    high: float = Field(..., description="Largest value.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high})")
+        return self
+
+
+class SearchSpec(BaseModel):
+    """What the sweep searches, and how it scores a trial."""
+
+    model_config = ConfigDict(extra="forbid")
+    objective: Literal["roi", "pareto"] = Field(
+        "roi", description="roi: minimise expected monthly dollars; pareto: max macro-F1, min $/item."
+    )
+    trials: int = Field(4, ge=1, description="Finished trials to reach (resumed runs count earlier ones).")
+    timeout_s: float | None = Field(None, gt=0, description="Stop starting trials after this many seconds.")
+    base_models: list[str] = Field([DEFAULT_LLM], min_length=1, description="Bundled names, HF ids or paths.")
+    methods: list[Method] = Field(["lora"], min_length=1, description="lora, qlora (4-bit NF4 base), dpo (SFT then DPO).")
+    heads: list[Head] = Field(["generative"], min_length=1, description="generative (label-constrained) or classifier.")
+    rank: list[int] = Field([8, 16], min_length=1, description="LoRA rank choices.")
+    alpha_ratio: list[float] = Field([2.0], min_length=1, description="LoRA alpha = rank x ratio.")
+    dropout: Range = Field(Range(low=0.0, high=0.1), description="LoRA dropout.")
+    learning_rate: Range = Field(Range(low=2e-4, high=2e-3), description="Learning rate (log scale).")
+    epochs: list[int] = Field([1], min_length=1, description="Epoch choices.")
+    batch_size: list[int] = Field([16], min_length=1, description="Training batch size choices.")
+    target_modules: list[str] = Field(["all-linear"], min_length=1,
+                                      description="all-linear, attention, attention-qv, mlp, or a module name.")
+    list_labels_in_prompt: bool = Field(False, description="Also show the label list to fine-tuned models.")
+    max_seq_tokens: int = Field(192, ge=16, description="Truncate training rows to this many tokens.")
+    double_quant: list[bool] = Field([True], min_length=1, description="QLoRA: nested quantization choices.")
+    compute_dtype: list[Literal["float32", "bfloat16", "float16"]] = Field(
+        ["float32"], min_length=1, description="QLoRA compute dtype choices (bfloat16 on GPU).")
+    dpo_beta: Range = Field(Range(low=0.05, high=0.5), description="DPO beta (log scale).")
+    dpo_pairs: list[Literal["file", "mined"]] = Field(
+        ["mined"], min_length=1, description="file: data.preferences; mined: from the SFT model's mistakes.")
+    dpo_learning_rate: float = Field(5e-5, gt=0, description="DPO learning rate.")
+    dpo_epochs: int = Field(1, ge=1, description="DPO epochs.")
+    evals_per_epoch: int = Field(2, ge=1, description="Validation checks per epoch (for pruning).")
+    max_eval_items: int | None = Field(None, gt=0, description="Validate on at most this many items.")
+    pruner: Literal["hyperband", "halving", "median", "none"] = Field("hyperband", description="Optuna pruner.")
+    serving_batch_size: int = Field(32, ge=1, description="Batch size at which $/item is measured.")
+    seed: int = Field(0, description="Sampler and training seed.")
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """One trial's sampled settings (what the recipes read)."""
+
+    base_model: str
+    method: Method
+    head: Head
+    rank: int
+    alpha: float
+    dropout: float
+    learning_rate: float
+    epochs: int
+    batch_size: int
+    target_modules: str
+    double_quant: bool = True
+    compute_dtype: str = "float32"
+    dpo_beta: float = 0.1
+    dpo_pairs: str = "mined"
+
+
+def _log_float(trial: optuna.Trial, name: str, span: Range) -> float:
+    return trial.suggest_float(name, span.low, span.high, log=span.low > 0 and span.low != span.high)
+
+
+def sample(trial: optuna.Trial, spec: SearchSpec) -> TrialSettings:
+    """Sample one trial's settings; conditional dimensions only where they apply."""
+    method = trial.suggest_categorical("method", spec.methods)
+    # DPO trains a generative answer, so a classifier head does not combine with it.
+    head = "generative" if method == "dpo" else trial.suggest_categorical("head", spec.heads)
+    rank = trial.suggest_categorical("rank", spec.rank)
+    settings = dict(
+        base_model=trial.suggest_categorical("base_model", spec.base_models),
+        method=method,
+        head=head,
+        rank=rank,
+        alpha=rank * trial.suggest_categorical("alpha_ratio", spec.alpha_ratio),
+        dropout=trial.suggest_float("dropout", spec.dropout.low, spec.dropout.high),
+        learning_rate=_log_float(trial, "learning_rate", spec.learning_rate),
+        epochs=trial.suggest_categorical("epochs", spec.epochs),
+        batch_size=trial.suggest_categorical("batch_size", spec.batch_size),
+        target_modules=trial.suggest_categorical("target_modules", spec.target_modules),
+    )
+    if method == "qlora":
+        settings["double_quant"] = trial.suggest_categorical("double_quant", spec.double_quant)
+        settings["compute_dtype"] = trial.suggest_categorical("compute_dtype", spec.compute_dtype)
+    if method == "dpo":
+        settings["dpo_beta"] = _log_float(trial, "dpo_beta", spec.dpo_beta)
+        settings["dpo_pairs"] = trial.suggest_categorical("dpo_pairs", spec.dpo_pairs)
+    return TrialSettings(**settings)
+
+
+def target_modules(name: str) -> list[str] | str:
+    return TARGET_MODULE_SETS.get(name, [name])
