@@ -8,7 +8,9 @@ openers, context lines, category-specific details, a secondary issue borrowed
 from another (often confusable) category, closers and signatures, then
 roughened with typos and casual-writing noise. Random values (order numbers,
 amounts, dates, ...) fill the {slots}. One random.Random(2026) drives every
-choice, so the output is byte-for-byte reproducible.
+choice, so the output is byte-for-byte reproducible. Splits are 60/20/20,
+stratified by category, with one core phrasing per category held out for test
+and one for validation (see HELDOUT_TICKETS).
 
 Usage, from the repository root (writing needs only the standard library):
 
@@ -54,6 +56,7 @@ CALM = {"feedback_compliment", "accessibility_support", "coverage_question", "bu
 #                              confusable categories (asides, preference pairs)
 #   : text                     one-line description (categories.json, README)
 #   plain line                 a core phrasing of the main issue
+#   - text | text ...          more cores: short, terse ones
 #   + text | text ...          detail sentences that may follow the core
 #   > text | text ...          asides: this issue mentioned in passing in
 #                              another category's ticket (lower-case start)
@@ -71,7 +74,7 @@ You told me on the phone the {amount} would be returned to my card within 5 work
 I want my money back. The broadband was down for {days} days and I'm paying for a service I didn't get.
 please refund the {month} bill, I had already moved out and the line was closed
 Returned the {device} within the cooling-off period (order {order}), courier confirmed you received it. So where is my money?
-I overpaid by mistake, sent {amount} instead of {amount2}. Could the difference be sent back to me rather than left on the account?
+I overpaid by mistake, paid {amount} on top of the direct debit. Could the extra be sent back to me rather than left on the account?
 refund status?? order {order}
 My father passed away in {month} and the account kept taking payments after we told you. We would like those payments returned, please.
 I was promised a goodwill credit of {amount} for the outage. Could that go back to my card instead of sitting on the bill?
@@ -80,6 +83,7 @@ How long do refunds take to show up? I got an email saying it was processed on {
 I paid {amount} extra for next-day delivery and it came four days later. I'd like the delivery charge back.
 When will I see the {amount} you owe me? The adviser said it was approved.
 Closed my account in {month}, final bill was in credit. Nobody has paid it out.
+- still no refund for {order} | want my money back | where is my refund
 + The payment reference on my statement is {ref}. | I'd prefer it back on the original card ending {last4}.
 + I have the cancellation confirmation email if you need it.
 + That money was meant for rent so I really need it back this week.
@@ -89,10 +93,10 @@ Closed my account in {month}, final bill was in credit. Nobody has paid it out.
 
 ## billing_dispute -> refund_request double_charge late_payment_fee
 : Disagrees with an amount or line item on a bill: wrong price, unexpected charge, something never ordered.
-My bill this month is {amount} but my plan is supposed to be {amount2}. Nobody told me about any increase.
+My bill this month is {amount} more than my plan price. Nobody told me about any increase.
 There's a charge on my latest invoice called 'Premium Services' for {amount}. I have never signed up to anything like that.
 Why am I paying for a landline? I only have broadband with you.
-I was quoted {amount2} a month when I signed up in the shop and every bill since has been higher.
+I was quoted {price} a month when I signed up in the shop and every bill since has been higher.
 The bill shows {n} calls to an 0870 number that I did not make. Please take them off.
 charged for phone insurance i cancelled in {month}. thats {amount} i shouldnt have paid
 Can someone explain the 'adjustment' line on my statement? It added {amount} and I can't see what for.
@@ -104,6 +108,7 @@ I do not agree with this bill and I'm not paying it until someone goes through i
 Got charged a {amount} 'activation fee' for a SIM-only deal that was advertised as no upfront cost.
 Where has {amount} for 'equipment' come from? I've had the same router for four years.
 The amount you're asking for doesn't add up. Plan plus the bolt-on should be {amount2}, not {amount}.
+- this bill is wrong | what is this {amount} charge | bill doubled for no reason
 + I've attached a screenshot of the bill with the line circled. | Account number is {acct}.
 + This is the third month I've had to query something.
 + My usage hasn't changed at all, so I don't see how the total went up. | I have the original quote in writing.
@@ -127,6 +132,7 @@ When I paid the bill in the app it said failed, so I paid again on the website. 
 Hi, I think your system took money again for a month I'd already paid. {amount} went out on {date} and again on {date2}.
 My bank balance is {amount} lower than it should be because you billed me for one phone line and then billed me again for it.
 Paid once, you've debited me for it on two separate days.
+- charged twice this month | payment taken two times??
 + Both transactions have the same reference. | I've got screenshots from my banking app showing both.
 + My bank says they can't do anything until you confirm it. | This left me short for the rest of the week.
 + The first one was on the card ending {last4}.
@@ -142,13 +148,14 @@ cancel my contract. ive had enough
 I no longer need the second line on my account ({phone}), it was for my son who has his own contract now. Please stop it.
 I'm writing to give notice that I want to leave Tidewell. My contract ended on {date} so there should be no fee.
 Can you stop the {plan} plan from renewing? I only wanted it for the summer.
-We are emigrating next month and won't need the home phone or broadband after {date}.
+We are emigrating next month and won't need the home phone or broadband after {future}.
 Please terminate the mobile line ending {last4}. Its owner passed away and I'm dealing with his accounts.
 Not renewing. Just tell me what I have to do to end it and what I need to send back.
 I want to stop paying for the TV package, we never watch it. Keep the broadband.
 I signed up for a free trial of the streaming bundle and I don't want it to turn into a paid subscription.
 Found a better deal elsewhere so this is my 30 days notice.
 Please switch off everything on account {acct} from the end of the month. I won't be needing it.
+- cancel everything please | close my account asap
 + Please confirm in writing once it's done. | I don't want a retention call, I've made up my mind.
 + The account is in my name, date of birth {dob}. | Let me know if there's a final bill.
 + Don't try to sell me another deal please.
@@ -164,15 +171,16 @@ can i get the new {device} on my current contract or do i have to wait
 I keep running out of data by the 20th every month. Is there a bigger plan that isn't crazy expensive?
 Saw the advert for Fibre 900. How do I switch to it and does it need a new router?
 Looking to add the TV box and a faster connection to my existing package. What deals are there for current customers?
-Hi, I want to go up a tier. Currently paying {amount2}, happy to pay a bit more for more speed.
+Hi, I want to go up a tier. Currently paying {price}, happy to pay a bit more for more speed.
 Does getting a new handset early mean I have to pay off the rest of my phone? I'd like the {device} when it comes out.
 My contract is up in {month}, what can you offer me to stay and move to something better?
 Please switch my SIM-only to the 100GB one, the 30GB isn't enough anymore.
 What's the best you can do on a new phone for an existing customer?
 Thinking of adding 5G and more minutes to my line. What are the options?
+- what upgrade options have I got | want faster broadband | am i eligible for an upgrade
 + I'm happy to sign a new 24 month contract if the price is right.
 + I work from home now so I need something more reliable. | I'd rather do it online than go into a shop.
-+ Is there a loyalty discount for people who have been with you a long time? | My budget is about {amount} a month.
++ Is there a loyalty discount for people who have been with you a long time? | My budget is about {price} a month.
 > I might also want to upgrade my package soon | what would a faster plan cost?
 
 ## sim_activation -> esim_transfer porting_number
@@ -190,6 +198,7 @@ Phone says 'SIM not provisioned MM#2'. What does that mean?
 My daughter's SIM from the family plan still isn't live after 2 days.
 Put the card from your welcome pack in my {device} and it won't register on the network.
 Replacement for my damaged SIM arrived. Do I have to do anything to get it going or should it just work?
+- new sim not working | sim still not active
 + The number printed on the card ends {last4}. | I've restarted the phone three times.
 + The phone is unlocked, I checked. | I need it working for work on Monday.
 > the new SIM also hasn't started working yet | my replacement SIM isn't working either
@@ -209,6 +218,7 @@ Can I keep my landline number if I move my broadband to Tidewell?
 The code the other network gave me was rejected on your website, it says the code and number don't match.
 i gave your shop my transfer code and nothing has happened, still on the old network
 Everyone knows me by my old number. Can you bring it across from my last network, please?
+- need my PAC | number transfer stuck
 + My old provider says they've released it. | The code I was given is {pac}.
 + I can't afford to miss calls from clients during the switch. | Date of birth on the account is {dob}.
 > I'll also need to move my old number across at some point | I want to keep my current number when I switch
@@ -228,8 +238,9 @@ Please can you put a spending cap on my daughter's phone before her school trip 
 The travel pass I bought didn't seem to apply and I was charged pay-as-you-go rates the whole time.
 Why was I charged for receiving calls while I was away? I didn't even answer most of them.
 Landed in {country} this morning and the phone says 'no service' even though it's meant to be included.
-+ I was away from {date} to {date2}. | I have the text messages you sent me when I landed.
-+ My friends on other networks paid nothing. | I'm still away so email is the best way to reach me.
+- huge bill after my holiday | no data abroad
++ Dates are {future} to {future2}. | I have the text messages you sent me when I landed.
++ My friends on other networks paid nothing. | Email is the best way to reach me while I'm away.
 > I'm also off to {country} next month so need to know about using my phone there
 > there was a weird charge from when I was abroad in {month}
 
@@ -249,6 +260,7 @@ Everything works, just painfully. I've rebooted the router more times than I can
 Ping is over 200ms all day. Gaming is unplayable.
 A 2GB game update took all night. Is my line throttled?
 Pages half load, then sit there. It's like being back on dial-up.
+- internet so slow today | speeds terrible again
 + I've tried with a cable plugged directly into the router, same result.
 + My neighbour is on the same street and has no problems. | The line checker said I should get at least {paid}.
 + I work from home so this is costing me. | It's been like this for about {days} days.
@@ -269,6 +281,7 @@ Router says 'connected' but literally nothing loads, every site times out.
 Lost all signal on my mobile after the storm, and the home phone line is dead too.
 Our wifi just vanished last night. Nothing has worked since, I've tried everything.
 Totally cut off since the roadworks outside started.
+- internet down again | no signal at all
 + I've been tethering off my phone in the meantime which is eating my data.
 + The service status page says there are no problems, which is clearly wrong.
 + My mum relies on the line for her alarm so this is serious. | The light has been orange ever since.
@@ -289,6 +302,7 @@ My new smart doorbell won't join the Wi-Fi. Is there a setting I need to change?
 I've set up the hub following the guide but my laptop keeps asking for a network key I never created.
 Is it possible to turn off the wireless on your box and use it as a modem with my mesh system?
 What do all the lights on the front mean? Just plugged it in for the first time.
+- how to change wifi password | help setting up router
 + The sticker on the back has worn off. | I'm not very technical so step-by-step would be great.
 + The model on the bottom says {router}. | I've tried the reset pin already.
 > how do I change the wifi password? | I'd like to set up a separate guest network at some point
@@ -308,6 +322,7 @@ I set a new password but it says it doesn't meet the requirements, with no expla
 Hi, I've lost the login details for the account. The person who set it up (my ex) has left and I'm the bill payer now.
 i can't remember what email or password i used to register, please help
 No idea what my login is anymore, haven't used the website in years.
+- forgot my password | reset email not coming
 + I've checked the spam folder. | The email on the account is {email}. | I'm the account holder, date of birth {dob}.
 + I just need to pay my bill.
 > I also can't remember my password for the website | the password reset email never came through last time either
@@ -327,6 +342,7 @@ Someone tried to get into my account, I got an alert, and now I'm the one shut o
 Every time I enter the security code it says 'too many attempts, try again in 24 hours'.
 Can you unlock my online account please? Same email as this one.
 Right password, right email, and it still says access denied pending verification.
+- my account is locked | locked out again
 + The message references code {errcode}. | I know the password is right, I use a password manager.
 + I have bills to pay and I'm stuck. | I can answer security questions if you call me on {phone}.
 > my online account is also locked so I can't check myself | my account got locked last week too
@@ -344,9 +360,10 @@ Could you change the payment date to the 28th? That's when I get paid.
 I'd like to remove my old card from the account completely, it was compromised.
 Is it possible to pay with PayPal instead?
 I've had a new card issued after fraud on the old one, card ending {last4} is no longer valid.
-New account details for the DD please, old account is being closed on {date}.
+New account details for the DD please, old account is being closed on {future}.
 From now on my company will pay this bill, can their card go on file?
-+ I don't want to miss a payment because of this. | The next bill is due on {date}.
+- new card details for my account | change my bank details
++ I don't want to miss a payment because of this. | The next bill is due on {future}.
 + I'm happy to do it over the phone if that's easier.
 > I need to change the card you take payment from | my card on file is about to expire
 
@@ -365,6 +382,7 @@ Can you re-send the final bill from when I closed my account? I lost the email.
 Hi, please email all invoices from January to now to {email}.
 Looking for an itemised bill showing all calls in {month}, need it for an expenses claim.
 Something with your logo, my name and address on it, for the council. Anything from the last quarter.
+- copy of bill please | need a receipt for {order}
 + It needs to show my full name and address. | My account number is {acct}. | PDF is fine.
 > could you email me a copy of last month's bill? | I'll need a receipt for the accountant too
 
@@ -380,9 +398,10 @@ I paid for next day delivery on {date} and the tracking page hasn't updated sinc
 Your website says my order is 'processing' and has done for {days} days. When will it be sent?
 Hi, the SIM you promised to post out hasn't turned up. It's been over a week.
 The courier tried to deliver while I was at work and now I can't rebook it because the reference doesn't work.
-Can you give me an update on my {device}? It's a birthday present for {date2}.
+Can you give me an update on my {device}? It's a birthday present for {future2}.
 My parcel seems to be stuck at the depot in {city}.
 Nothing has come yet and the driver's 'photo proof' shows someone else's front door.
+- where is my order | parcel not here yet
 + Tracking number {tracking}. | I've had to take a day off work twice waiting for it.
 + The delivery address is correct on the order.
 > the accessory I ordered still hasn't shown up | the SIM you posted hasn't arrived yet
@@ -402,6 +421,7 @@ Delivered today, phone has scratches all over the back like it's been used befor
 The booster you sent doesn't work at all, no lights, tried every socket in the house. First time I've plugged it in.
 This phone was DOA. What now?
 Unboxed it ten minutes ago and the back glass is already cracked.
+- phone arrived broken | cracked out the box
 + I have photos of the box and the device. | I signed for it without checking, the driver was in a rush.
 + I need a replacement sent, not my money back. | The seal on the box was already broken.
 > the case that came with it was also cracked | the charger you sent is also broken
@@ -421,6 +441,7 @@ Can I drop it off at a shop instead of posting it?
 I've been charged a non-return fee for equipment I sent back on {date}. I have the Post Office receipt.
 Ordered the wrong model by accident, need the {device} instead. What's the process?
 I don't like the phone. Nothing wrong with it, just not for me. What happens now?
+- how do i return this | need a returns label
 + It's still in the original packaging. | I don't have a printer for the label. | Order reference {order}.
 > I also need to send back the old equipment | I want to send the tablet back too
 
@@ -439,8 +460,9 @@ Hi, I need to send my phone in to be fixed, the face unlock has stopped working 
 How long does a repair take? Will I get a loan phone while it's away?
 My tablet won't charge anymore, it was bought on your contract {months} months ago.
 Camera won't focus since about a month ago. It's still well within the first year.
+- phone faulty after 9 months | is this covered under warranty
 + There's no physical damage, it's always been in a case. | I still have the receipt.
-+ I've done a factory reset and it's still happening. | I rely on it for work so I can't be without a phone for weeks.
++ I've done a factory reset and it's still happening. | I rely on it for work so I can't be without it for weeks.
 > the phone's battery has also started acting up | the old phone has developed a fault too
 
 ## technician_appointment -> moving_address no_connection
@@ -448,34 +470,36 @@ Camera won't focus since about a month ago. It's still well within the first yea
 The engineer didn't turn up today. I waited in from {time} to {time2}.
 Can I move my installation appointment to next week? Something's come up.
 I need someone to come out, the phone socket has come off the wall.
-What time will the technician come on {date}? The email just says 'all day'.
+What time will the technician come on {future}? The email just says 'all day'.
 Please book a visit, the man on the phone said it was a fault outside the house.
-need to reschedule the install on {date}
+need to reschedule the install on {future}
 Second missed appointment. I took a day off work for nothing.
 Is it possible to have a Saturday slot? I work weekdays.
 The engineer came but said he couldn't do the job without a ladder and left. When is he coming back?
 Can you confirm my appointment is still on? I haven't had any text.
 Your technician said someone else would come to finish the cabling. That was two weeks ago.
-I'd like to cancel the engineer visit on {date}, the problem has fixed itself.
-Who is coming on {date} and roughly when? I need to arrange to be home.
+I'd like to cancel the engineer visit on {future}, the problem has fixed itself.
+Who is coming on {future} and roughly when? I need to arrange to be home.
+- engineer no show | change my install date
 + Appointment reference {ref}. | Please call ahead, the doorbell doesn't work.
 + There's a dog in the house, just so you know.
 > I still need an engineer booked as well | the engineer never showed up last time
 
 ## moving_address -> coverage_question technician_appointment
 : Moving home: transferring service to a new address or updating the address on file.
-I'm moving house on {date}, can I take my broadband with me?
+I'm moving house on {future}, can I take my broadband with me?
 Moving to {city} next month. What do I need to do about my contract?
 How much notice do you need to set up the internet at a new address?
 please update my address, I've moved. new address {address}
-We're moving in with my parents who are with another provider. Can I keep just my mobile and stop the broadband?
+We're moving to a flat across town on {future}. Will my phone number and broadband come with me?
 Is fibre available at my new place? Postcode {postcode}. I'd like to transfer my current package there.
 I've moved and my bills are still going to the old flat.
-Exchanged on the new house today! Completion is {date}. I'd love the internet to be working the day we get in.
+Exchanged on the new house today! Completion is {future}. I'd love the internet to be working the day we get in.
 Do I have to pay a fee to take my service to a new home?
 The new tenants at my old place say my router is still there. I'd like the account switched to my new flat asap.
 Relocating in three weeks. Can the engineer come on the day I get the keys?
-Getting the keys to our new flat on {date}. Same package please, different address.
+Getting the keys to our new flat on {future}. Same package please, different address.
+- moving house next month | new address for my account
 + The old address is {address}. | My contract has about {months} months left.
 + I'd rather keep the same phone number if possible.
 > I'm moving house soon too, so that'll need sorting | we're moving in {month}
@@ -495,7 +519,8 @@ Your app says I've used 12GB but my phone's own counter says 4GB. Which one is r
 Are WhatsApp calls counted in my data or free?
 I'm on 'unlimited' but my speeds dropped to nothing after 100GB. So it's not really unlimited?
 Where has all my data gone? I've barely used the phone.
-+ I'm on the {plan} plan. | I mostly use Wi-Fi at home so this doesn't make sense. | I don't want to be charged extra.
+- out of data already? | how much data have i got left
++ I'm on the {plan} plan. | My number is {phone}. | I don't want to be charged extra.
 > I seem to be burning through my data really fast | my data ran out early last month
 
 ## lost_or_stolen_phone -> unlock_phone sim_activation
@@ -513,6 +538,7 @@ I can't find my phone anywhere. If it turns up can the block be removed?
 My bag was stolen with my work phone in it, number {phone}.
 Does my insurance cover a stolen phone and how do I claim?
 Dropped my mobile somewhere between the station and work. It's not been handed in.
+- phone stolen, block it | lost my phone
 + I've reported it to the police. | I'm using a friend's phone to send this. | Find My Phone shows it switched off.
 > my old phone got stolen last month too so that number is blocked
 > I lost my old phone a while ago and never blocked it
@@ -532,6 +558,7 @@ Is there a cooling-off period for things signed over the phone?
 If I pay off my handset early, does the airtime part end too?
 I'm out of contract now. Am I free to go whenever I like, and do I need to give notice?
 What am I actually tied into? The summary email is vague.
+- when does my contract end | whats the exit fee
 + I signed up in the {city} store. | Account number {acct}. | I just want a straight answer.
 > I'd also like to know when my contract actually ends | what's the exit fee if I leave early?
 
@@ -550,7 +577,8 @@ Person on the phone was shouting at me. I'm the customer!
 The assistant in the shop refused to help because my English isn't perfect.
 I'd like to speak to a manager about how I was treated in the shop on {date}.
 Being sworn at by someone who works for you is not acceptable.
-+ His name badge said {staffname}. | I have the chat transcript. | I've never been treated like that by any company.
+- your staff are so rude | worst advisor ever
++ I think the name was {staffname}. | I have the date and time written down. | I've never been treated like that by any company.
 + I'd like an apology.
 > frankly the person I spoke to last time was rude | the chat agent was very rude earlier
 
@@ -569,6 +597,7 @@ Face ID login option disappeared after the update.
 stuck on the loading screen with the tidewell logo forever
 When I try to add a bolt-on in the app it spins and then says 'something went wrong'.
 Tapping 'My plan' just bounces me back to the home screen.
+- app not working | app crashing again
 + App version {appver}. | I've cleared the cache and reinstalled. | The website works fine, it's just the app.
 > the app has been playing up as well | the app keeps crashing
 
@@ -580,14 +609,15 @@ Outlook stopped sending from my tidewell address, receiving is fine.
 how do i get my email on my tablet
 I want to keep my @tidewell.net address after leaving. Is that possible?
 Thunderbird keeps asking for my password every few minutes for the tidewell mailbox.
-Set up a new address for my wife on our account, how?
+Set up a second email address for my wife on our account, how?
 My messages aren't coming through to the phone's mail app but I can see them in webmail.
 What port do I use for outgoing mail? 25 doesn't work.
 Can I forward everything from my Tidewell address to my Gmail automatically?
 After the webmail change, my old inbox folders have disappeared from Outlook.
 Mailbox is full and I can't work out how to clear it from the phone.
 Which server name do I put in the Mail app on my Mac? It won't verify the account.
-+ The address is {email}. | It worked fine until last week. | I'm using Outlook 2019.
+- email not syncing on phone | smtp settings?
++ The address is {email}. | It worked fine until last week. | I've double checked the password by logging into webmail.
 > my email also isn't working on my phone | I can't get my tidewell email on the laptop
 
 ## tv_streaming -> slow_internet cancel_subscription
@@ -605,7 +635,8 @@ Can I watch the TV package on my laptop when I'm away from home?
 The box says 'no signal from aerial' on the Freeview channels.
 Catch-up shows error code {errcode} whatever I try to watch.
 The kids' cartoons channel has vanished from the guide.
-+ The box is the {tvbox}. | I've unplugged it and plugged it back in. | My husband only pays for it for the football.
+- tv box frozen | tv has no channels
++ The box is the {tvbox}. | I've unplugged it and plugged it back in. | We pay for the full package so this isn't on.
 > the tv box keeps freezing too | some channels have disappeared from the box
 
 ## coverage_question -> no_connection moving_address
@@ -623,6 +654,7 @@ Why doesn't your map show my road at all?
 Will wifi calling help with the dead spots at home?
 My office is in a basement. Is your signal strong enough in the city centre for that?
 Thinking of joining. Will my phone actually work at my caravan on the coast near {city}?
+- 5G in {city}? | fibre available at {postcode}?
 + I'm with another network at the moment and the signal is awful. | I work from home so I need it to be reliable.
 > is there 5G where my parents live? | the signal at my mum's house is terrible
 
@@ -633,7 +665,7 @@ I'm going abroad and want to use a local SIM. Is my phone locked to Tidewell?
 Put a friend's SIM in and it says 'SIM network unlock PIN'. Where do I get that?
 unlock code pls, IMEI {imei}
 I've paid off my phone, now I'd like it freed up before I sell it.
-The code you sent me says 'incorrect' when I type it in.
+The code you sent says 'incorrect' when the phone asks for it with the other network's SIM in.
 Bought a second-hand phone that was originally from Tidewell. Can you release it even though I'm not a customer?
 How long does it take to network unlock an iPhone? It's been 5 days since I asked.
 Is there a charge for unlocking a handset? My contract finished last month.
@@ -641,24 +673,26 @@ Phone says 'SIM not supported' with my new provider's card. I think you need to 
 My work is giving me a different network's SIM, I need my personal phone opened up so it takes any card.
 Phone still locked after you said it was done.
 Selling my old {device} and the buyer wants proof it works on any network.
+- unlock code needed | is my phone locked
 + The IMEI is {imei}. | It's a {device}.
 > I might also need the phone unlocked | I want to use a foreign SIM in this phone next month
 
 ## late_payment_fee -> billing_dispute update_payment_method
 : A fee charged for a late, missed or failed payment.
-Why have I been charged a {amount} late payment fee? I paid on the day it was due.
+Why have I been charged a {fee} late payment fee? I paid on the day it was due.
 I missed one payment because I was in hospital. Can the late fee be removed?
 The direct debit failed because of your system, not my bank, and now I have a penalty charge.
 late fee on my bill, i paid 1 day late, is that really necessary
 I got a letter saying I'll be charged for a missed payment but I've never missed one.
 Payment was 2 days late because the bank holiday delayed it. Please waive the fee.
-There's an 'admin charge - failed payment' of {amount} on my account. My card was valid.
+There's an 'admin charge - failed payment' of {fee} on my account. My card was valid.
 Can you explain how the late payment charge is calculated? It's more than the bill itself.
 I've been hit with a late charge every month since you changed my payment date. It's your fault not mine.
 I'm struggling financially this month, if I pay a week late will there be a fee?
-You've charged me a missed-payment fee AND a reconnection fee. That's {amount} on top of the bill.
+You've charged me a missed-payment fee AND a reconnection fee. That's {fee} each on top of the bill.
 First time I've ever been late in 8 years as a customer, surely you can let this one go?
-Paid on the 16th instead of the 14th and got a {amount} penalty. Seriously?
+Paid on the 16th instead of the 14th and got a {fee} penalty. Seriously?
+- why a late fee?? | remove late charge please
 + I have proof from my bank that the money was there. | I've paid the bill in full now.
 > there's a late payment charge I don't think I deserve | I was charged for paying a couple of days late
 
@@ -677,6 +711,7 @@ NHS discount code not working
 I forgot to put the code in before paying. Can you add it now?
 The money off showed in the basket but disappeared on the payment page.
 Advert said half price for six months. My first bill is full whack.
+- code not working | discount not applied
 + The code is {code}. | I have the email with the offer. | I wouldn't have ordered without the discount.
 > the discount code I used never got applied | my referral credit never showed up
 
@@ -695,6 +730,7 @@ I'd like to withdraw consent for you to use my browsing history for personalised
 Can you tell me what information the app collects about my location?
 My ex is still listed as an authorised person on my account. Please remove her and confirm what she can see.
 Under GDPR, please erase everything you have on me.
+- delete my data | unsubscribe me from everything
 + I'm making this request under GDPR. | Please respond within the statutory month.
 + Use this email address for your reply.
 > please stop sending me marketing | I'd like to know what data you keep about me
@@ -714,7 +750,8 @@ Please note on my account that I use a wheelchair and need a ground floor appoin
 Your verification calls are automated voice only, I can't use them because I'm deaf.
 Can my son be added as someone who can speak for me? I had a stroke and my speech is affected.
 My eyesight is going and the letters you send are in tiny grey print.
-+ I'm registered blind. | This has been really stressful. | I'd appreciate a reply in writing.
+- large print bills please | my carer needs access to my account
++ I can send a letter from my GP if that helps. | This has been really stressful. | I'd appreciate a reply in writing.
 > can you send my letters in large print? | my dad, who is deaf, struggles to use your phone line
 
 ## business_account -> invoice_copy upgrade_plan
@@ -732,7 +769,8 @@ Do you offer broadband with a 4-hour fix guarantee for offices?
 Our accountant wants the company registration number shown on invoices.
 Setting up a new restaurant and need phone, broadband for the card machine and wifi for customers.
 Looking for a quote for 25 handsets for our sales team.
-+ Company registration {crn}. | Our account number is {acct}. | Please email me a quote.
+- business quote please | add lines to company account
++ Company registration {crn}. | Our account number is {acct}. | I'm the account administrator. | Happy to discuss by phone.
 > we might also need some lines for the business | we need a VAT invoice for the company too
 
 ## voicemail -> app_bug no_connection
@@ -749,7 +787,8 @@ Visual voicemail stopped working after the update on my {device}.
 How do I save a recorded message permanently? It's from my late husband.
 The recorded greeting callers hear is in Spanish for some reason.
 Calls go straight to the answerphone after 2 rings, can I make it ring longer?
-My mailbox is full and I can't work out how to delete the old messages.
+Callers are told my mailbox is full, but I can't work out how to delete the old recordings.
+- voicemail not working | reset voicemail pin
 + My number is {phone}. | I'm missing calls from the doctor's surgery because of this.
 > my voicemail has stopped working | I can't get into my voicemail
 
@@ -768,6 +807,7 @@ Are calls to {country} landlines cheaper than mobiles?
 I need to call a hotline in {country} for my visa, will that be expensive?
 My kids ring their grandparents in {country} a lot, which bundle is best?
 Every time I ring my brother in {country} I hear 'your call cannot be connected'.
+- cost to call {country}? | cant call abroad
 + I'm calling from home, not while travelling. | I'm on the {plan} plan.
 > how much do calls to {country} cost from home? | calls to my family in {country} keep failing
 
@@ -786,6 +826,7 @@ The app says 'Transfer eSIM' but the option is greyed out.
 Swapped phones with my sister, how do we swap the eSIMs over?
 Can I go back to a plastic card? My new phone doesn't support eSIM.
 New phone has no SIM tray at all. How do I get my number onto it?
+- new esim qr code please | move esim to new phone
 + The EID is on the screen if you need it. | I'm not near a shop.
 > I'll need to move the eSIM to my new phone after this | the eSIM QR code didn't work
 
@@ -804,7 +845,8 @@ Can I pause the internet for just one device?
 I'm setting up a phone for my 8 year old, what controls can I put on it?
 The filter blocks YouTube entirely, I only want to block the inappropriate stuff.
 My teenager has figured out how to get round the restrictions. Is there anything stronger?
-+ They're very good at getting round things. | The router is the {router}.
+- block sites for kids | kids filter too strict
++ The kids are very good at getting round things. | The router is the {router}.
 > I also want to sort out some controls for the kids' devices | I need to block some sites for the kids
 
 ## feedback_compliment -> complaint_staff technician_appointment
@@ -822,6 +864,7 @@ Thanks for sorting the outage so quickly last night, much appreciated.
 Your shop staff helped me transfer all my photos to the new phone without me even asking.
 Just wanted to let someone know the delivery driver went out of his way to find my flat in the rain.
 Ten years with you and never had a reason to complain. Keep it up.
+- great service today, thanks | thank you, all sorted
 + I'll be recommending you to friends. | No need to reply.
 > the person in the shop last week was lovely | the engineer last time was great
 """
@@ -845,8 +888,8 @@ def parse_fragments(text: str) -> dict[str, Category]:
         name, _, neighbours = header.removeprefix("## ").partition(" -> ")
         by_kind: dict[str, list[str]] = {":": [], "+": [], ">": [], "": []}
         for line in lines:
-            kind = line[0] if line[:2] in (": ", "+ ", "> ") else ""
-            by_kind[kind] += line[2:].split(" | ") if kind else [line]
+            kind = line[0] if line[:2] in (": ", "+ ", "> ", "- ") else ""
+            by_kind[kind.strip("-")] += line[2:].split(" | ") if kind else [line]
         categories[name] = Category(name, by_kind[":"][0], tuple(neighbours.split()), tuple(by_kind[""]),
                                     tuple(by_kind["+"]), tuple(by_kind[">"]))
     for c in categories.values():
@@ -877,13 +920,15 @@ IMPATIENT_CONTEXT = [
 CLOSERS = [
     "Thanks.", "Cheers", "Thank you in advance!", "Many thanks", "Any help appreciated :)", "Please advise.",
     "Thanks for your help.", "Hope that makes sense.", "Let me know what you need from me.", "Ta", "Thx",
-    "Look forward to hearing from you.", "Email is best, I can't take calls at work.", "Can someone ring me on {phone}?",
+    "Look forward to hearing from you.", "Email is best, I can't take calls at work.",
+    "Can someone ring me on {phone}?",
 ]
 ANGRY_CLOSERS = [
     "Please get back to me asap.", "I expect a reply today.", "Sort it out please.", "Not happy.",
     "This is ridiculous.", "I've been a loyal customer and this isn't good enough.", "Third time I've asked.",
     "If this isn't fixed I'm leaving.",
 ]
+THANKFUL_CLOSERS = ["Thanks again.", "Cheers", "Many thanks", "Ta", "Keep up the good work.", ":)"]
 SIGNATURES = [
     "Thanks, {name}", "-- {name}", "Regards,\n{name} {surname}", "Sent from my iPhone", "-- sent from my phone",
     "{name}", "Kind regards, {name} {surname}", "{name} ({acct})", "Best,\n{name}", "Sent from Outlook for Android",
@@ -930,11 +975,12 @@ def _amount(rng: random.Random) -> str:
     return f"£{pounds}" + rng.choice(["", ".00", ".99", ".50", f".{rng.randint(10, 99)}"])
 
 
-def _date(rng: random.Random) -> str:
+def _date(rng: random.Random, future: bool = False) -> str:
     day, month = rng.randint(1, 28), rng.choice(MONTHS)
     suffix = "th" if day in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    relative = f"{'next' if future else 'last'} {rng.choice(WEEKDAYS)}"
     return rng.choice([f"{day} {month}", f"{month} {day}{suffix}", f"the {day}{suffix}",
-                       f"{day:02d}/{rng.randint(1, 12):02d}", rng.choice(WEEKDAYS), f"last {rng.choice(WEEKDAYS)}",
+                       f"{day:02d}/{rng.randint(1, 12):02d}", rng.choice(WEEKDAYS), relative,
                        f"{rng.choice(WEEKDAYS)} {day} {month[:3]}"])
 
 
@@ -965,10 +1011,14 @@ def _email(rng: random.Random) -> str:
 
 SLOT_MAKERS: dict[str, Callable[[random.Random], str]] = {
     "amount": _amount, "amount2": _amount, "date": _date, "date2": _date, "time": _time, "time2": _time,
+    "future": lambda r: _date(r, future=True), "future2": lambda r: _date(r, future=True),
+    "price": lambda r: f"£{r.randint(10, 79)}" + r.choice(["", ".99", ".50", ".00"]),
+    "fee": lambda r: r.choice(["£5", "£7.50", "£8", "£10", "£12", "£12.50", "£15"]),
     "order": _order, "postcode": _postcode, "email": _email,
     "phone": lambda r: f"07{r.randint(100, 999)} {r.randint(100000, 999999)}",
-    "month": lambda r: r.choice(MONTHS), "days": lambda r: str(r.randint(3, 21)), "hours": lambda r: str(r.randint(3, 48)),
-    "months": lambda r: str(r.randint(2, 20)), "years": lambda r: str(r.randint(2, 19)), "n": lambda r: str(r.randint(2, 9)),
+    "month": lambda r: r.choice(MONTHS), "days": lambda r: str(r.randint(3, 21)),
+    "hours": lambda r: str(r.randint(3, 48)), "months": lambda r: str(r.randint(2, 20)),
+    "years": lambda r: str(r.randint(2, 19)), "n": lambda r: str(r.randint(2, 9)),
     "device": lambda r: r.choice(DEVICES), "plan": lambda r: r.choice(PLANS), "router": lambda r: r.choice(ROUTERS),
     "tvbox": lambda r: r.choice(TV_BOXES), "city": lambda r: r.choice(CITIES), "city2": lambda r: r.choice(CITIES),
     "country": lambda r: r.choice(COUNTRIES), "name": lambda r: r.choice(FIRST_NAMES),
@@ -985,6 +1035,9 @@ SLOT_MAKERS: dict[str, Callable[[random.Random], str]] = {
     "code": lambda r: f"{r.choice(PROMO_WORDS)}{r.choice([10, 15, 20, 25, 30, 50])}",
     "address": lambda r: f"{r.randint(1, 140)} {r.choice(STREETS)}, {r.choice(CITIES)}",
 }
+
+
+SLOT_RE = re.compile(r"\{(\w+)\}")
 
 
 class Slots(dict):
@@ -1004,7 +1057,7 @@ class Slots(dict):
 # exact surface form from being a reliable signal.
 # --------------------------------------------------------------------------
 SHORTHAND = [(r"\byou\b", "u"), (r"\bplease\b", "pls"), (r"\bthanks\b", "thx"), (r"\bare\b", "r"),
-             (r"\bbecause\b", "cos"), (r"\bI'm\b", "im"), (r"\bthe\b", "teh")]
+             (r"\bbecause\b", "cos"), (r"\bI'm\b", "im"), (r"\bthrough\b", "thru")]
 
 
 def add_typos(text: str, rng: random.Random, count: int) -> str:
@@ -1027,14 +1080,12 @@ def roughen(text: str, rng: random.Random, style: str) -> str:
     if rng.random() < sloppy:
         text = text.replace("'", "")
     if rng.random() < 0.22:
-        text = add_typos(text, rng, rng.choice((1, 1, 2)))
+        text = add_typos(text, rng, 1 if len(text) < 80 else rng.choice((1, 1, 2)))
     if rng.random() < 0.1:
         for pattern, short in rng.sample(SHORTHAND, 3):
             text = re.sub(pattern, short, text, flags=re.IGNORECASE)
     if rng.random() < sloppy and text.endswith("."):
         text = text[:-1]
-    if rng.random() < 0.05:
-        text = text.rstrip(".!?") + rng.choice(["!!", "??", "!!!", " ?"])
     return text
 
 
@@ -1048,43 +1099,61 @@ def make_aside(label: str, rng: random.Random) -> tuple[str, str]:
     return other, aside if aside.endswith("?") else aside + "."
 
 
+def join_sentences(parts: list[str]) -> str:
+    """Join with spaces, ending unpunctuated parts (often terse cores) with a full stop when more follows."""
+    return " ".join([p + "." if p[-1].isalnum() or p[-1] == "}" else p for p in parts[:-1]] + parts[-1:])
+
+
 def compose_ticket(label: str, core: str, rng: random.Random) -> tuple[str, str | None]:
     """Build one ticket around `core`. Returns (text, category of its aside or None)."""
     category = CATEGORIES[label]
+    # Plain questions rarely come with "this is ridiculous", so only non-question
+    # cores of non-calm categories may get impatient context or angry closers.
+    calm = label in CALM or core.endswith("?")
     style = rng.choices(("terse", "normal", "rambling"), weights=(22, 53, 25))[0]
+    if rng.random() < 0.05:  # emphatic punctuation on the main issue
+        core = core.rstrip(".!?") + rng.choice(["!!", "??", "!!!", " ?"])
     body = [core]
     aside_label: str | None = None
+    closer = False
     if style != "terse":
         n_details = int(rng.random() < 0.35) if style == "normal" else rng.choice((1, 1, 2))
-        body += rng.sample(category.details, min(n_details, len(category.details)))
+        # Skip details that would repeat a value the core already gives (e.g. a second IMEI).
+        details = [d for d in category.details if not set(SLOT_RE.findall(d)) & set(SLOT_RE.findall(core))]
+        body += rng.sample(details, min(n_details, len(details)))
         if style == "rambling" and label != "feedback_compliment" and rng.random() < 0.6:
-            context = CONTEXT + ([] if label in CALM else IMPATIENT_CONTEXT)
-            body.insert(0, rng.choice(context))
+            body.insert(0, rng.choice(CONTEXT + ([] if calm else IMPATIENT_CONTEXT)))
         if label != "feedback_compliment" and rng.random() < (0.2 if style == "normal" else 0.5):
             aside_label, aside = make_aside(label, rng)
             body.insert(rng.randint(body.index(core) + 1, len(body)), aside)
-    text = " ".join(body)
-    if style != "terse":
-        if rng.random() < 0.5:
-            text = rng.choice(OPENERS) + rng.choice((" ", "\n\n", "\n")) + text
-        if rng.random() < (0.35 if style == "normal" else 0.7):
-            angry = label not in CALM and rng.random() < 0.35
-            text += " " + rng.choice(ANGRY_CLOSERS if angry else CLOSERS)
-        if rng.random() < 0.3:
-            text += rng.choice(("\n", "\n\n", " ")) + rng.choice(SIGNATURES)
-    return roughen(text.format_map(Slots(rng)), rng, style), aside_label
+        closer = rng.random() < (0.35 if style == "normal" else 0.7)
+        if closer:
+            closers = CLOSERS if calm or rng.random() < 0.6 else ANGRY_CLOSERS
+            body.append(rng.choice(THANKFUL_CLOSERS if label == "feedback_compliment" else closers))
+    text = join_sentences(body)
+    if style != "terse" and rng.random() < 0.5 and not re.match(r"(hi|hello)\b", core, re.IGNORECASE):
+        text = rng.choice(OPENERS) + rng.choice((" ", "\n\n", "\n")) + text  # (no double greeting)
+    slots = Slots(rng)
+    text = roughen(text.format_map(slots), rng, style)
+    if style != "terse" and rng.random() < 0.3:  # after roughen: signatures are typed once, or automatic
+        separator = rng.choice(("\n", "\n\n") if closer else ("\n", "\n\n", " "))
+        text += separator + rng.choice(SIGNATURES).format_map(slots)
+    return text, aside_label
 
 
-def normalise(text: str) -> str:
-    """Duplicate-detection key: lowercase, runs of punctuation/whitespace collapsed to one space."""
-    return re.sub(r"[\W_]+", " ", text.lower()).strip()
+def normalise(text: str, digits: bool = True) -> str:
+    """Duplicate-detection key: lowercase, runs of punctuation/whitespace collapsed to one space.
+    With digits=False, numbers are dropped too, so tickets that differ only in an
+    order number or amount also count as duplicates (the generator avoids those)."""
+    return re.sub(r"[\W_]+" if digits else r"[\W_\d]+", " ", text.lower()).strip()
 
 
 @dataclass(frozen=True)
 class Ticket:
     text: str
     label: str
-    aside_label: str | None
+    aside_label: str | None  # category of the secondary issue, if any
+    heldout: bool = False  # its core phrasing appears in no other split
 
 
 def generate(rng: random.Random) -> dict[str, list[Ticket]]:
@@ -1092,12 +1161,12 @@ def generate(rng: random.Random) -> dict[str, list[Ticket]]:
     seen: set[str] = set()
     splits: dict[str, list[Ticket]] = {"train": [], "validation": [], "test": []}
 
-    def unique_ticket(label: str, core: str) -> Ticket:
-        while True:  # re-roll on the (rare) exact duplicate, e.g. a short terse core
+    def unique_ticket(label: str, core: str, heldout: bool = False) -> Ticket:
+        while True:  # re-roll on a duplicate, e.g. a short terse core drawn twice
             text, aside = compose_ticket(label, core, rng)
-            if normalise(text) not in seen:
-                seen.add(normalise(text))
-                return Ticket(text, label, aside)
+            if normalise(text, digits=False) not in seen:
+                seen.add(normalise(text, digits=False))
+                return Ticket(text, label, aside, heldout)
 
     for label, category in CATEGORIES.items():
         n = rng.randint(*TICKETS_PER_CATEGORY)
@@ -1105,8 +1174,8 @@ def generate(rng: random.Random) -> dict[str, list[Ticket]]:
         cores = list(category.cores)
         rng.shuffle(cores)
         test_core, val_core, shared = cores[0], cores[1], cores[2:]
-        test = [unique_ticket(label, test_core) for _ in range(HELDOUT_TICKETS)]
-        val = [unique_ticket(label, val_core) for _ in range(HELDOUT_TICKETS)]
+        test = [unique_ticket(label, test_core, heldout=True) for _ in range(HELDOUT_TICKETS)]
+        val = [unique_ticket(label, val_core, heldout=True) for _ in range(HELDOUT_TICKETS)]
         # Cycle through the shared cores so each phrasing is used about equally often.
         rest = [unique_ticket(label, shared[i % len(shared)]) for i in range(n - 2 * HELDOUT_TICKETS)]
         rng.shuffle(rest)
@@ -1133,8 +1202,8 @@ def make_preferences(train: list[Ticket], rng: random.Random) -> list[dict[str, 
     return pairs
 
 
-def render() -> dict[str, str]:
-    """Every generated file's content, keyed by file name."""
+def render() -> tuple[dict[str, str], dict[str, list[Ticket]]]:
+    """Every generated file's content keyed by file name, plus the tickets per split."""
     rng = random.Random(SEED)
     splits = generate(rng)
     prefs = make_preferences(splits["train"], rng)
@@ -1150,12 +1219,12 @@ def render() -> dict[str, str]:
     files["preferences.jsonl"] = jsonl(prefs)
     descriptions = {name: c.description for name, c in CATEGORIES.items()}
     files["categories.json"] = json.dumps(descriptions, indent=2, ensure_ascii=False) + "\n"
-    return files
+    return files, splits
 
 
 def write(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for name, content in render().items():
+    for name, content in render()[0].items():
         (out / name).write_text(content, encoding="utf-8")
         print(f"wrote {out / name} ({content.count(chr(10))} lines)")
 
@@ -1179,7 +1248,8 @@ def check(out: Path) -> int:
     from sklearn.pipeline import make_pipeline, make_union
 
     problems: list[str] = []
-    stale = [n for n, c in render().items() if not (out / n).exists() or (out / n).read_text(encoding="utf-8") != c]
+    files, tickets = render()
+    stale = [n for n, c in files.items() if not (out / n).exists() or (out / n).read_text(encoding="utf-8") != c]
     if stale:
         problems.append(f"files differ from the generator's output: {stale} (rerun without --check)")
     categories = json.loads((out / "categories.json").read_text(encoding="utf-8"))
@@ -1196,9 +1266,10 @@ def check(out: Path) -> int:
         for text, label in rows:
             if label not in categories:
                 problems.append(f"unknown category {label!r} in {split}")
-            if normalise(text) in seen:
-                problems.append(f"duplicate in {split} and {seen[normalise(text)]}: {text[:60]!r}")
-            seen[normalise(text)] = split
+            for key in {normalise(text), normalise(text, digits=False)}:
+                if key in seen:
+                    problems.append(f"duplicate in {split} and {seen[key]}: {text[:60]!r}")
+                seen[key] = split
     if min(totals.values()) < 30:
         problems.append(f"a category has fewer than 30 tickets: {totals.most_common()[-1]}")
     train_labels = {normalise(text): label for text, label in data["train"]}
@@ -1219,6 +1290,13 @@ def check(out: Path) -> int:
         predicted = model.predict([text for text, _ in data[split]])
         accuracy = accuracy_score([label for _, label in data[split]], predicted)
         print(f"TF-IDF + LogisticRegression accuracy on {split}: {accuracy:.4f}")
+    # Test tickets whose core phrasing never occurs in train vs. those whose does.
+    heldout = {t.text for t in tickets["test"] if t.heldout}
+    for name, wanted in (("unseen", True), ("seen", False)):
+        pairs = [(label, p) for (text, label), p in zip(data["test"], predicted) if (text in heldout) == wanted]
+        if pairs:
+            print(f"  test tickets with a phrasing {name} in train: {sum(l == p for l, p in pairs) / len(pairs):.4f}"
+                  f" ({len(pairs)} tickets)")
     confusions = Counter((label, p) for (_, label), p in zip(data["test"], predicted) if label != p)
     print("most frequent test confusions (true -> predicted):")
     for (true, wrong), k in confusions.most_common(10):

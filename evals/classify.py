@@ -238,10 +238,13 @@ class HeadClassifier:
 
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         results: list[Prediction | None] = [None] * len(texts)
-        self.tokenizer.padding_side = "left"  # last-token pooling heads read the final column
+        # Decoder heads find the last non-pad token by pad id (either side works); encoders
+        # (BERT) pool the first token at absolute positions, so they need right padding. Only a
+        # head without a pad id reads the final column. The shared tokenizer is left unchanged.
+        side = "left" if self.model.config.pad_token_id is None else "right"
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            enc = self.tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
+            enc = self.tokenizer([texts[i] for i in chunk], padding=True, truncation=True, padding_side=side,
                                  max_length=self.max_tokens, return_tensors="pt").to(self.model.device)
             with torch.inference_mode():
                 probs = self.model(**enc).logits.float().softmax(-1).cpu()

@@ -38,8 +38,8 @@ class DataError(ValueError):
 
     def __init__(self, problems: list[str]):
         self.problems = sorted(problems, key=_line_order)
-        shown = problems[:MAX_ERRORS_SHOWN]
-        more = len(problems) - len(shown)
+        shown = self.problems[:MAX_ERRORS_SHOWN]  # the message in line order too
+        more = len(self.problems) - len(shown)
         super().__init__("\n".join(shown) + (f"\n(and {more} more problems)" if more else ""))
 
 
@@ -273,8 +273,8 @@ def stratified_split(
         start = 0
         for index, fraction in enumerate(fractions, start=1):
             take = round(len(group) * fraction)
-            if len(group) > len(fractions):
-                take = max(take, 1)
+            if len(group) > len(fractions):  # one for each later part and the rest stays too
+                take = min(max(take, 1), len(group) - start - (len(fractions) - index + 1))
             parts[index].extend(group[start : start + take])
             start += take
         parts[0].extend(group[start:])
@@ -319,7 +319,8 @@ def load_splits(spec: DataSpec, labels: list[str] | None = None) -> Splits:
         warnings.append(f"split {spec.train} stratified (seed {spec.split.seed}) into "
                         f"{len(train)} train / {len(loaded['validation'])} validation / {len(loaded['test'])} test")
     if spec.max_train_rows and len(train) > spec.max_train_rows:
-        train = stratified_split(train, [spec.max_train_rows / len(train)], spec.split.seed)[1]
+        sample = stratified_split(train, [spec.max_train_rows / len(train)], spec.split.seed)[1]
+        train = sample[: spec.max_train_rows]  # one per label (or rounding) may overshoot the cap
     for name in ("validation", "test"):
         leaked = leakage(train, loaded[name])
         if leaked:

@@ -6,8 +6,11 @@ Ollama (through the official ``openai`` SDK). What it guarantees:
 - **money**: every live call first reserves its worst-case cost (prompt tokens counted
   conservatively x input price + ``max_output_tokens`` x output price) under a lock, so
   concurrent calls never push the spend past ``max_dollars``; the reservation is then settled
-  with the usage the API reports. When the next call might not fit, the run stops cleanly
-  and says so in ``stopped_reason``.
+  with the usage the API reports. A call that fits only once the calls in flight settle
+  waits for them; when the next call cannot fit even then, the run stops cleanly and says
+  so in ``stopped_reason``. A timed-out call stays booked at its worst case (the provider
+  may have billed it). The cap holds as far as the worst case bounds the real usage, which
+  ``count_tokens`` (or the len/2 fallback) must ensure; an item that cost more is logged.
 - **never paying twice**: each reply is written to a disk cache (one JSON file per request,
   atomic rename) the moment it arrives, so a rerun, or a rerun after a crash, re-reads what
   was already paid for.
@@ -143,6 +146,14 @@ class _Reply:
     cached: bool
 
 
+@dataclass
+class _Reservation:
+    """The worst-case dollars held for one call in flight."""
+
+    worst: float
+    held: bool = True
+
+
 class _Budget:
     """Reserve-then-settle dollar accounting shared by the worker threads.
 
@@ -163,41 +174,50 @@ class _Budget:
         self.exhausted = False
         self._changed = threading.Condition()
 
-    def reserve(self, worst: float) -> bool:
-        """Reserve ``worst`` dollars; False (and no further reservations) if it cannot fit."""
+    def reserve(self, worst: float) -> _Reservation | None:
+        """Hold ``worst`` dollars for one call; None (and no call after it) if it cannot fit."""
         with self._changed:
-            while True:
-                if self.exhausted:
-                    return False
-                committed = self.spent + self.maybe_spent
-                if committed + worst > self.cap:
-                    self.exhausted = True
-                    self._changed.notify_all()
-                    return False
-                if committed + self.reserved + worst <= self.cap:
-                    self.reserved += worst
-                    return True
-                # Only calls in flight hold reservations, and each settles or releases it.
-                self._changed.wait()
+            return _Reservation(worst) if self._wait_for_room(worst) else None
 
-    def settle(self, worst: float, actual: float) -> None:
+    def settle(self, reservation: _Reservation, actual: float) -> None:
+        """Replace the held worst case by what the call really cost."""
         with self._changed:
-            self.reserved -= worst
+            self._drop(reservation)
             self.spent += actual
-            self._changed.notify_all()
 
-    def release(self, worst: float) -> None:
+    def release(self, reservation: _Reservation) -> None:
+        """Give the held amount back (no-op once settled or released)."""
         with self._changed:
-            self.reserved -= worst
-            self._changed.notify_all()
+            self._drop(reservation)
 
-    def rereserve_after_timeout(self, worst: float) -> bool:
-        """Book a timed-out call as possibly billed and reserve again for its retry."""
+    def renew_after_timeout(self, reservation: _Reservation) -> bool:
+        """Book a timed-out call as possibly billed, then hold its worst case again for a retry."""
         with self._changed:
-            self.reserved -= worst
-            self.maybe_spent += worst
+            self._drop(reservation)
+            self.maybe_spent += reservation.worst
+            reservation.held = self._wait_for_room(reservation.worst)
+            return reservation.held
+
+    def _wait_for_room(self, worst: float) -> bool:
+        while True:
+            if self.exhausted:
+                return False
+            committed = self.spent + self.maybe_spent
+            if committed + worst > self.cap:
+                self.exhausted = True
+                self._changed.notify_all()
+                return False
+            if committed + self.reserved + worst <= self.cap:
+                self.reserved += worst
+                return True
+            # Only calls in flight hold reservations, and each one settles or releases it.
+            self._changed.wait()
+
+    def _drop(self, reservation: _Reservation) -> None:
+        if reservation.held:
+            self.reserved -= reservation.worst
+            reservation.held = False
             self._changed.notify_all()
-        return self.reserve(worst)
 
 
 class _ReplyCache:
@@ -390,46 +410,47 @@ def run_hosted(
             in_price,
             out_price,
         )
-        if not budget.reserve(worst):
-            return
-        if abort.is_set():  # another item failed while this one waited for budget
-            budget.release(worst)
+        reservation = budget.reserve(worst)
+        if reservation is None:
             return
         try:
-            reply = _call_with_retries(client, spec, messages, i, key, budget, worst, retries)
-        except BaseException as exc:  # noqa: BLE001 - stored and re-raised by the caller
-            budget.release(worst)
+            if abort.is_set():  # another item failed while this one waited for budget
+                return
+            reply = _call_with_retries(client, spec, messages, i, key, budget, reservation, retries)
+            if reply is None:  # a timeout the cap leaves no room to retry
+                return
+            if not reply.measured:
+                reply = _Reply(
+                    reply.text,
+                    _prompt_tokens(messages, count_tokens, conservative=False),
+                    _text_tokens(reply.text, count_tokens),
+                    measured=False,
+                    cached=False,
+                )
+            actual = hosted_cost_per_item(
+                reply.prompt_tokens, reply.completion_tokens, in_price, out_price
+            )
+            budget.settle(reservation, actual)
+            cache.put(keys[i], spec.model, reply)
+            replies[i] = reply
+            if actual > worst:
+                log.warning(
+                    "item %d cost $%.6f, more than its reserved worst case $%.6f: the token "
+                    "count undercounts this endpoint's tokenizer",
+                    i,
+                    actual,
+                    worst,
+                )
+            with done_lock:
+                done += 1
+                if progress is not None:
+                    progress(done)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             errors[i] = exc
             abort.set()
-            return
-        if reply is None:  # the cap left no room to retry a timeout; nothing stays reserved
-            return
-        if not reply.measured:
-            reply = _Reply(
-                reply.text,
-                _prompt_tokens(messages, count_tokens, conservative=False),
-                _text_tokens(reply.text, count_tokens),
-                measured=False,
-                cached=False,
-            )
-        cache.put(keys[i], spec.model, reply)
-        actual = hosted_cost_per_item(
-            reply.prompt_tokens, reply.completion_tokens, in_price, out_price
-        )
-        if actual > worst:
-            log.warning(
-                "item %d cost $%.6f, more than its reserved worst case $%.6f: the token "
-                "count undercounts this endpoint's tokenizer",
-                i,
-                actual,
-                worst,
-            )
-        budget.settle(worst, actual)
-        replies[i] = reply
-        with done_lock:
-            done += 1
-            if progress is not None:
-                progress(done)
+        finally:
+            # Always give back what is still held: threads waiting for budget depend on it.
+            budget.release(reservation)
 
     started = time.perf_counter()
     try:
@@ -477,11 +498,12 @@ def _call_with_retries(
     index: int,
     key: str,
     budget: _Budget,
-    worst: float,
+    reservation: _Reservation,
     retries: list[int],
 ) -> _Reply | None:
     """One item's reply, retrying transient failures; None if the budget ran out meanwhile."""
-    for attempt in range(spec.max_retries + 1):
+    attempt = 0
+    while True:
         try:
             return _call_once(client, spec, messages, index, key)
         except _Retryable as exc:
@@ -489,7 +511,7 @@ def _call_with_retries(
                 raise HostedError(
                     f"endpoint {exc.reason} after {spec.max_retries} retries for item {index}"
                 ) from None
-            if exc.timed_out and not budget.rereserve_after_timeout(worst):
+            if exc.timed_out and not budget.renew_after_timeout(reservation):
                 log.warning(
                     "item %d: timed out and the dollar cap leaves no room to retry it", index
                 )
@@ -497,17 +519,17 @@ def _call_with_retries(
             delay = min(_BACKOFF_MAX_S, _BACKOFF_BASE_S * 2**attempt * random.uniform(0.5, 1.5))
             if exc.retry_after is not None:
                 delay = max(delay, min(exc.retry_after, _BACKOFF_MAX_S))
+            attempt += 1
             retries[index] += 1
             log.info(
                 "item %d: endpoint %s; retry %d of %d in %.2f s",
                 index,
                 exc.reason,
-                attempt + 1,
+                attempt,
                 spec.max_retries,
                 delay,
             )
             time.sleep(delay)
-    raise AssertionError("unreachable: the loop returns or raises")
 
 
 def _call_once(
@@ -515,6 +537,10 @@ def _call_once(
 ) -> _Reply:
     import openai
 
+    # Failures are translated here but raised after the except blocks, so no SDK exception
+    # (whose text may quote the response body) rides along as __context__.
+    failure: Exception | None = None
+    response: Any = None
     try:
         response = client.chat.completions.create(
             model=spec.model,
@@ -523,21 +549,23 @@ def _call_once(
             max_tokens=spec.max_output_tokens,
         )
     except openai.APITimeoutError:
-        raise _Retryable(f"timed out ({spec.timeout_s:g} s)", timed_out=True) from None
+        failure = _Retryable(f"timed out ({spec.timeout_s:g} s)", timed_out=True)
     except openai.APIConnectionError:
-        raise _Retryable("connection failed") from None
+        failure = _Retryable("connection failed")
     except openai.APIStatusError as exc:
         status = exc.status_code
         if status in _RETRY_STATUS or status >= 500:
-            raise _Retryable(
-                f"returned {status}", retry_after=_retry_after(exc.response.headers)
-            ) from None
-        # Not transient (bad request, wrong key, unknown model): retrying would not help.
-        raise HostedError(
-            f"endpoint returned {status} for item {index}: {_scrub(exc.message, key)}"
-        ) from None
+            retry_after = _retry_after(exc.response.headers)
+            failure = _Retryable(f"returned {status}", retry_after=retry_after)
+        else:
+            # Not transient (bad request, wrong key, unknown model): retrying would not help.
+            failure = HostedError(
+                f"endpoint returned {status} for item {index}: {_scrub(exc.message, key)}"
+            )
     except ValueError:  # a JSON content type with a body that is not JSON
-        raise _Retryable("returned a malformed body (not JSON)") from None
+        failure = _Retryable("returned a malformed body (not JSON)")
+    if failure is not None:
+        raise failure
 
     # The SDK builds the response without validating it, so check its shape here.
     choices = getattr(response, "choices", None)
@@ -664,7 +692,8 @@ def _summarise(
     def dollars(rs: list[_Reply]) -> float:
         # From token totals, so the figure equals usage x price exactly.
         prompt = sum(r.prompt_tokens for r in rs)
-        return hosted_cost_per_item(prompt, sum(r.completion_tokens for r in rs), in_price, out_price)
+        completion = sum(r.completion_tokens for r in rs)
+        return hosted_cost_per_item(prompt, completion, in_price, out_price)
 
     answered = len(answered_replies)
     prompt = sum(r.prompt_tokens for r in answered_replies)

@@ -132,7 +132,7 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     _quiet_transformers()
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path(name), trust_remote_code=False)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a folder with no model_type or tokenizer
         raise ModelError(f"cannot load tokenizer '{name}': {str(err).splitlines()[0]}") from err
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -167,7 +167,7 @@ def load_causal_lm(
         raise ModelError(f"unknown quantization '{quantization}' (supported: nf4)")
     try:
         model = AutoModelForCausalLM.from_pretrained(model_path(name), dtype=dtype, **kwargs)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a folder with no model_type or tokenizer
         raise ModelError(f"cannot load model '{name}': {str(err).splitlines()[0]}") from err
     if quantization is None:
         model.to(device)
@@ -193,7 +193,7 @@ def load_sequence_classifier(
             label2id={label: i for i, label in enumerate(labels)},
             **_common_kwargs(),
         )
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a folder with no model_type or tokenizer
         raise ModelError(f"cannot load model '{name}': {str(err).splitlines()[0]}") from err
     if model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id
@@ -208,6 +208,6 @@ def load_encoder(name: str = DEFAULT_ENCODER, *, device: str | None = None) -> P
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         model = AutoModel.from_pretrained(model_path(name), **_common_kwargs())
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a folder with no model_type or tokenizer
         raise ModelError(f"cannot load model '{name}': {str(err).splitlines()[0]}") from err
     return model.to(device).eval()

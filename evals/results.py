@@ -9,7 +9,9 @@ study too and the report reads every candidate the same way:
 - ``validation_scores`` / ``test_scores``: accuracy, macro-F1, their 95% intervals, n, per-class
   F1 and the confusion matrix (``evals.metrics.Scores.to_dict``);
 - ``test_predictions``: label indices on the test items (-1 = invalid), ``test_items`` the test
-  item indices they refer to when only a subset was scored;
+  item indices they refer to when only a subset was scored; a sweep trial is scored on test
+  only as a finalist, after it finished, so its test results sit in the study's attribute
+  ``trial_test:<number>`` (see ``trial_attrs``);
 - ``cost_per_item``, ``cost_provenance``, ``cost_source``, ``items_per_second``,
   ``tokens_per_item``; for trials also ``train_seconds``, ``train_dollars``,
   ``peak_memory_mb``, ``adapter_path``, ``fail_reason``.
@@ -153,10 +155,24 @@ def record_baseline(study: optuna.Study, result: BaselineResult, economics: Econ
     return study.trials[-1].number
 
 
-def _scores_of(trial: optuna.trial.FrozenTrial) -> tuple[str, dict] | tuple[None, None]:
+def record_test_scores(study: optuna.Study, number: int, scores: Scores, predictions: Sequence[str | None]) -> None:
+    """Test results of a finished trial (a finalist). Optuna refuses to change a finished
+    trial, so they live in the study's user attributes under ``trial_test:<number>``."""
+    study.set_user_attr(f"trial_test:{number}", {
+        "test_scores": scores_attrs(scores),
+        "test_predictions": prediction_indices(predictions, study.user_attrs["labels"]),
+    })
+
+
+def trial_attrs(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """A trial's user attributes with its test results merged in, when it was tested."""
+    return {**trial.user_attrs, **study.user_attrs.get(f"trial_test:{trial.number}", {})}
+
+
+def _scores_of(attrs: dict[str, Any]) -> tuple[str, dict] | tuple[None, None]:
     for split in ("test", "validation"):
-        if f"{split}_scores" in trial.user_attrs:
-            return split, trial.user_attrs[f"{split}_scores"]
+        if f"{split}_scores" in attrs:
+            return split, attrs[f"{split}_scores"]
     return None, None
 
 
@@ -167,8 +183,8 @@ def candidates(study: optuna.Study) -> list[Candidate]:
     labels = study.user_attrs.get("labels", [])
     found = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        attrs = trial.user_attrs
-        split, scores = _scores_of(trial)
+        attrs = trial_attrs(study, trial)
+        split, scores = _scores_of(attrs)
         if scores is None or "cost_per_item" not in attrs:
             continue
         predictions = None

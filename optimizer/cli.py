@@ -78,6 +78,36 @@ def init(out_path: Path = typer.Option(Path("roitune.yaml"), "--out", "-o", help
     err.print(f"wrote {out_path}")
 
 
+@app.command()
+def sweep(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
+          trials: Optional[int] = typer.Option(None, "--trials", help="Finished trials to reach (resumes)."),
+          storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (sqlite:///... or postgresql://...)."),
+          study: Optional[str] = typer.Option(None, "--study", help="Study name."),
+          timeout: Optional[float] = typer.Option(None, "--timeout", help="Start no trial after this many seconds."),
+          json_out: bool = JsonOpt) -> None:
+    """Search LoRA / QLoRA / DPO settings with Optuna; every trial is scored and priced."""
+    from optimizer.sweep import run_sweep
+    from optimizer.sweep_view import SweepView, sweep_rows
+
+    flags = list(overrides or [])
+    flags += [f"{key}={value}" for key, value in (("search.trials", trials), ("search.timeout_s", timeout))
+              if value is not None]
+    with user_errors():
+        cfg = _config(config, flags)
+        cfg.storage, cfg.study = storage or cfg.storage, study or cfg.study  # verbatim, not YAML-parsed
+        with SweepView(err, cfg.search.trials) as view:
+            summary = run_sweep(cfg, console=err, on_step=view.on_step)
+        rows = sweep_rows(cfg)
+    err.print(f"sweep stopped: {summary.stop_reason}; compute so far ${summary.compute_dollars:.4f}")
+    if json_out:
+        _print_json({"stop_reason": summary.stop_reason, "finished": summary.finished,
+                     "compute_dollars": summary.compute_dollars, "candidates": rows})
+    else:
+        from optimizer.tables import candidates_table
+
+        out.print(candidates_table(rows, title=f"Candidates in study '{cfg.study}'"))
+
+
 @data_app.command("check")
 def data_check(
     path: Path = typer.Argument(..., help="A chat JSONL, text/label JSONL, CSV or preference-pairs file."),
@@ -113,6 +143,62 @@ def baseline(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] 
         from optimizer.tables import candidates_table
 
         out.print(candidates_table(rows, title="Baselines (test split)"))
+
+
+@app.command()
+def report(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt, json_out: bool = JsonOpt,
+           html_path: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report here.")) -> None:
+    """Rank every candidate by monthly dollars against the current solution and say what to do."""
+    from evals.report import render_html, report_json, study_report
+    from evals.results import load_existing_study
+
+    with user_errors():
+        cfg = _config(config, overrides)
+        result = study_report(load_existing_study(cfg.storage, cfg.study), cfg.economics)
+        if html_path is not None:
+            html_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = html_path.with_name(html_path.name + ".tmp")
+            tmp.write_text(render_html(result), encoding="utf-8")
+            tmp.replace(html_path)
+            err.print(f"wrote {html_path}")
+    data = report_json(result)
+    if json_out:
+        _print_json(data)
+        return
+    from optimizer.tables import candidates_table
+
+    title = f"Candidates in study '{cfg.study}', cheapest first, against {cfg.economics.current_solution}"
+    out.print(candidates_table(data["candidates"], title=title))
+    out.print(result.recommendation.sentence, markup=False, highlight=False)
+
+
+@app.command()
+def dashboard(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
+              host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 opens it to the network."),
+              port: int = typer.Option(8501, "--port", help="Port to listen on.")) -> None:
+    """Open the Streamlit dashboard on the study (it reads the storage and never trains)."""
+    import subprocess
+
+    import dashboards
+    from evals.results import redact_url
+
+    with user_errors():
+        cfg = _config(config, overrides)  # a bad config fails here, before Streamlit starts
+    # The app resolves the same config and --set flags itself, so the storage URL (and any
+    # password in it) is not added to the process list by us.
+    config_path = (config or Path("roitune.yaml")).resolve()
+    forwarded = ["--config", str(config_path), *(f"--set={flag}" for flag in overrides or [])]
+    command = [sys.executable, "-m", "streamlit", "run", str(Path(dashboards.__file__).with_name("app.py")),
+               "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+               "--browser.gatherUsageStats", "false", "--", *forwarded]
+    err.print(f"dashboard of study '{cfg.study}' in {redact_url(cfg.storage)}: http://{host}:{port}  (Ctrl+C stops it)",
+              markup=False, highlight=False)
+    with subprocess.Popen(command) as process:
+        try:
+            code = process.wait()
+        except KeyboardInterrupt:  # the terminal interrupted Streamlit too: let it shut down
+            code = process.wait()
+    raise typer.Exit(code)
 
 
 def main() -> None:

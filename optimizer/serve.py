@@ -91,6 +91,9 @@ class ClassifierServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: ClassifierServer
     protocol_version = "HTTP/1.1"  # keep-alive: OpenAI clients reuse connections
+    # Headers and body leave in two writes; with Nagle on, a kept-alive client's delayed ACK
+    # would stall each reply ~40 ms.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
         self._dispatch("GET")
@@ -138,6 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error_json(exc)
         except Exception:  # a handler bug must cost one request, not the server
             log.exception("unexpected error answering %s %s", method, path)
+            self.close_connection = True  # the request's state is unknown: start afresh
             self._send_error_json(
                 _ApiError(
                     HTTPStatus.INTERNAL_SERVER_ERROR,

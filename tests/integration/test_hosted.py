@@ -67,7 +67,8 @@ def test_normal_run_measures_labels_usage_and_dollars(proxy, classifier, tickets
     assert result.raw_replies == tickets.gold
     assert result.invalid == 0 and result.answered == n
     assert result.accuracy == 1.0 and result.accuracy_provenance == "measured"
-    assert result.prompt_tokens == sum(a.prompt_tokens for a in expected) == proxy.paid_prompt_tokens
+    assert result.prompt_tokens == sum(a.prompt_tokens for a in expected)
+    assert result.prompt_tokens == proxy.paid_prompt_tokens
     assert result.completion_tokens == n == proxy.paid_completion_tokens
     # Dollars are usage x price, exactly; nothing came from the cache.
     dollars = (result.prompt_tokens * IN_PRICE + result.completion_tokens * OUT_PRICE) / 1e6
@@ -112,7 +113,8 @@ def test_timeout_is_retried_then_succeeds(proxy, tickets, tmp_path):
 
 def test_timeouts_until_it_gives_up(proxy, tickets, tmp_path):
     proxy.faults = ["sleep:1.0", "sleep:1.0"]
-    with pytest.raises(HostedError, match=r"endpoint timed out \(0.3 s\) after 1 retries for item 0"):
+    expected = r"endpoint timed out \(0.3 s\) after 1 retries for item 0"
+    with pytest.raises(HostedError, match=expected):
         _run(proxy, tickets, tmp_path, timeout_s=0.3, max_retries=1)
 
 
@@ -160,6 +162,28 @@ def test_dollar_cap_stops_cleanly_and_never_overspends(proxy, tickets, tmp_path)
     assert rest.stopped_reason is None and rest.predictions == tickets.gold
     assert proxy.paid == n
     assert rest.dollars_cached == result.dollars_spent
+
+
+@pytest.mark.timeout(30)
+def test_a_failure_while_others_wait_for_budget_ends_the_run(proxy, tickets, tmp_path):
+    # With a tight cap, workers wait for calls in flight to settle; a call that fails
+    # must hand its reservation back so they wake up, and the error must surface.
+    proxy.faults = ["500"] * 20
+    with pytest.raises(HostedError, match="returned 500 after 0 retries"):
+        _run(proxy, tickets, tmp_path, max_dollars=0.001, concurrency=4, max_retries=0)
+    assert proxy.paid == 0
+
+
+def test_a_timed_out_call_counts_against_the_cap(proxy, tickets, tmp_path):
+    # The provider may bill a call the client gave up on, so its worst case (~$0.00056)
+    # stays booked: with $0.0012 there is room for the retry but then little else.
+    proxy.faults = ["sleep:1.0"]
+    result = _run(proxy, tickets, tmp_path, timeout_s=0.3, max_dollars=0.0012)
+    assert result.retries == 1
+    assert result.stopped_reason is not None
+    assert 1 <= result.answered <= 6
+    assert result.dollars_spent + 0.00053 <= 0.0012
+    assert proxy.paid == result.answered
 
 
 def test_second_run_is_free_and_makes_no_call(proxy, tickets, tmp_path):
@@ -214,6 +238,10 @@ def test_the_key_never_leaks(proxy, tickets, tmp_path, caplog):
         repr(_spec(proxy)),
         _spec(proxy).model_dump_json(),
     ]
+    chained: BaseException | None = excinfo.value
+    while chained is not None:  # what a traceback printer that ignores `from None` would show
+        everything.append(repr(chained))
+        chained = chained.__cause__ or chained.__context__
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert files
     everything += [p.read_bytes().decode("utf-8", "replace") for p in files]

@@ -9,12 +9,23 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import openai
 import pytest
 
 from optimizer.serve import Answer, ClassifierServer, make_server
+
+
+@contextmanager
+def _running(server: ClassifierServer) -> Iterator[ClassifierServer]:
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _client(server: ClassifierServer) -> openai.OpenAI:
@@ -114,10 +125,7 @@ def test_bad_requests_get_400_json_and_the_connection_keeps_working(
 
 
 def test_oversize_body_is_413_and_the_server_keeps_answering(classifier, tickets):
-    server = make_server(classifier, max_body_bytes=2_000)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _running(make_server(classifier, max_body_bytes=2_000)) as server:
         big = {"model": "m", "messages": [{"role": "user", "content": "x" * 5_000}]}
         status, error = _raw(server, "POST", "/v1/chat/completions", json.dumps(big).encode())
         _assert_error(status, error, 413)
@@ -126,9 +134,6 @@ def test_oversize_body_is_413_and_the_server_keeps_answering(classifier, tickets
             model="m", messages=tickets.conversations[0]
         )
         assert reply.choices[0].message.content == tickets.gold[0]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.parametrize(
@@ -175,11 +180,8 @@ class _Flaky:
 
 @pytest.fixture
 def flaky_server(classifier) -> Iterator[ClassifierServer]:
-    server = make_server(_Flaky(classifier))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with _running(make_server(_Flaky(classifier))) as server:
+        yield server
 
 
 def test_classifier_exception_is_500_json_and_the_server_survives(flaky_server, tickets, caplog):
@@ -219,9 +221,7 @@ class _Watched:
 
 def test_16_concurrent_requests_are_all_answered_one_classify_at_a_time(classifier, tickets):
     watched = _Watched(classifier)
-    server = make_server(watched)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with _running(make_server(watched)) as server:
         client = _client(server)
         jobs = [(tickets.conversations[i % 8], tickets.gold[i % 8]) for i in range(16)]
 
@@ -231,9 +231,6 @@ def test_16_concurrent_requests_are_all_answered_one_classify_at_a_time(classifi
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             answers = list(pool.map(ask, jobs))
-    finally:
-        server.shutdown()
-        server.server_close()
     assert len(answers) == 16
     assert all(got == gold for got, gold in answers)
     assert watched.most_inside == 1

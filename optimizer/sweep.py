@@ -1,0 +1,155 @@
+"""``roitune sweep``: an Optuna study of adaptation settings, priced like the baselines.
+
+Runs trials one at a time through ``study.optimize(n_trials=1)`` so Optuna's RDB heartbeat,
+stale-trial failing and retry work as designed, while the loop decides between trials whether
+to go on: the requested number of finished trials (resumed runs count earlier ones; several
+workers on one PostgreSQL study share the count), ``--timeout`` and ``budget.max_dollars``
+each stop it cleanly with the reason printed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from evals.metrics import score
+from evals.results import compute_dollars, open_study, record_test_scores, remember_split, sweep_trials
+from optimizer.config import Config
+from optimizer.ladder import load_data
+from optimizer.trial import TrialRun, Workbench
+
+HEARTBEAT_S = 20
+
+
+class SurplusTrial(RuntimeError):
+    """Another worker already started the last trial the study needed."""
+
+
+@dataclass
+class SweepSummary:
+    stop_reason: str
+    finished: int
+    new_trials: list[int] = field(default_factory=list)
+    tested: list[int] = field(default_factory=list)
+    compute_dollars: float = 0.0
+
+
+def _retried(trials) -> set[int]:
+    """Numbers of FAIL trials that Optuna's retry callback re-queued (their copy counts)."""
+    return {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
+
+
+def counted_trials(study) -> list:
+    """Sweep trials that count towards the requested total, in order of number: every trial
+    except re-queued failures and surplus starts. RUNNING trials of other workers count, so
+    two workers never overshoot."""
+    import optuna
+
+    trials = sweep_trials(study)
+    retried = _retried(trials)
+    return [t for t in trials
+            if t.state != optuna.trial.TrialState.WAITING and t.number not in retried
+            and not str(t.user_attrs.get("fail_reason", "")).startswith("surplus")]
+
+
+def finished_count(study) -> int:
+    return sum(t.state.is_finished() for t in counted_trials(study))
+
+
+def _make_pruner(kind: str, checks: int):
+    import optuna
+
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(checks, 1), reduction_factor=3)
+    if kind == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    return optuna.pruners.NopPruner()
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:500]
+
+
+def run_sweep(cfg: Config, *, console: Console, on_step=None) -> SweepSummary:
+    import optuna
+
+    spec = cfg.search
+    splits = load_data(cfg, console)
+    study = open_study(cfg.storage, cfg.study, spec.objective, heartbeat_interval=HEARTBEAT_S,
+                       sampler=optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=4),
+                       pruner=_make_pruner(spec.pruner, spec.evals_per_epoch * max(spec.epochs)))
+    remember_split(study, splits.labels, splits.test)
+    run_dir = Path(cfg.runs_dir) / cfg.study
+    bench = Workbench(cfg, splits, run_dir, cfg.economics.hardware_price(), on_step=on_step)
+    summary = SweepSummary(stop_reason="", finished=finished_count(study))
+    started = time.monotonic()
+
+    def objective(trial):
+        position = [t.number for t in counted_trials(study)].index(trial.number)
+        if position >= spec.trials:
+            raise SurplusTrial(f"surplus: the study already has {spec.trials} trials")
+        summary.new_trials.append(trial.number)
+        try:
+            return TrialRun(trial, bench).run()
+        except optuna.TrialPruned:
+            raise
+        except Exception as error:  # recorded as the FAIL reason; the sweep goes on
+            trial.set_user_attr("fail_reason", _one_line(error))
+            console.print(f"[red]trial {trial.number} failed:[/] {_one_line(error)}")
+            raise
+
+    while True:
+        summary.finished = finished_count(study)
+        spent = compute_dollars(study)
+        if len(counted_trials(study)) >= spec.trials:
+            summary.stop_reason = f"the study has its {spec.trials} trials ({summary.finished} finished)"
+            break
+        if spec.timeout_s and time.monotonic() - started >= spec.timeout_s:
+            summary.stop_reason = f"timeout of {spec.timeout_s:.0f} s reached"
+            break
+        if cfg.budget.max_dollars is not None and spent >= cfg.budget.max_dollars:
+            summary.stop_reason = f"budget reached: trials cost ${spent:.4f} of ${cfg.budget.max_dollars:.2f}"
+            break
+        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+    summary.finished = finished_count(study)
+    summary.compute_dollars = compute_dollars(study)
+    summary.tested = score_finalists(study, bench)
+    return summary
+
+
+def finalists(study) -> list:
+    """The trials whose test score the report needs: the winner (roi) or the front (pareto)."""
+    import optuna
+
+    complete = [t for t in sweep_trials(study) if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        return []
+    if len(study.directions) == 1:
+        return [min(complete, key=lambda t: t.values[0])]
+    front = {t.number for t in study.best_trials}
+    return [t for t in complete if t.number in front]
+
+
+def score_finalists(study, bench: Workbench) -> list[int]:
+    """Score the finalists on the test split once (model selection never sees test)."""
+    from optimizer.adapters import AdapterSpec, load_predictor
+
+    tested = []
+    for trial in finalists(study):
+        if f"trial_test:{trial.number}" in study.user_attrs:
+            continue
+        path = Path(trial.user_attrs["adapter_path"])
+        predictor = load_predictor(AdapterSpec.from_json(json.loads((path / "roitune.json").read_text())), path)
+        test = bench.splits.test
+        predictions = [p.label for p in predictor.predict([e.text for e in test])]
+        scores = score([e.label for e in test], predictions, bench.splits.labels, seed=bench.cfg.seed)
+        record_test_scores(study, trial.number, scores, predictions)
+        tested.append(trial.number)
+    return tested
