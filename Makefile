@@ -31,8 +31,16 @@ system-deps:
 	  else echo "warning: not root, postgresql/chromium tests are skipped unless already installed"; fi; \
 	fi
 
+# The main job on the bundled tickets and models: validate the data, run the baseline ladder,
+# a short LoRA sweep, then the ROI report. Rerunning resumes the same study (nothing is paid twice).
+DEMO := runs/demo
 demo: venv
-	$(BIN)/roitune demo
+	mkdir -p $(DEMO)
+	test -f $(DEMO)/roitune.yaml || $(BIN)/roitune init --out $(DEMO)/roitune.yaml
+	$(BIN)/roitune data check datasets/tickets/train.jsonl
+	$(BIN)/roitune baseline -c $(DEMO)/roitune.yaml
+	$(BIN)/roitune sweep -c $(DEMO)/roitune.yaml
+	$(BIN)/roitune report -c $(DEMO)/roitune.yaml --html $(DEMO)/report.html
 
 test: venv system-deps
 	$(BIN)/python -m pytest -q

@@ -20,7 +20,7 @@ from typing import Callable, Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals.classify import LabelScorer, PromptTemplate
-from evals.cost import Economics, Figure, Provenance, hosted_cost_per_item
+from evals.cost import Economics, Figure, Provenance
 from evals.data import Example
 from evals.hosted import HostedSpec, run_hosted
 from evals.meter import Throughput, metered
@@ -193,14 +193,6 @@ def hosted(spec: HostedSpec, template: PromptTemplate, test: list[Example], labe
     return _result(name, items, predictions, labels, throughput, cost, tokens, **details)
 
 
-def hosted_estimate_cost(spec: HostedSpec, input_tokens: float, output_tokens: float) -> float:
-    """$/item of the hosted model at the given average token counts (for the ROI calculator)."""
-    from evals.hosted import resolve_prices
-
-    in_price, out_price, _ = resolve_prices(spec)
-    return hosted_cost_per_item(input_tokens, output_tokens, in_price, out_price)
-
-
 def cap_items(test: list[Example], cap: int | None, seed: int = 0) -> list[Example]:
     """A stratified subset of at most ``cap`` items (LLM baselines are slow on CPU)."""
     if cap is None or len(test) <= cap:
@@ -212,9 +204,11 @@ def cap_items(test: list[Example], cap: int | None, seed: int = 0) -> list[Examp
 
 def run_ladder(spec: BaselinesSpec, train: list[Example], test: list[Example], labels: list[str],
                instruction: str, economics: Economics, *, cache_dir: Path, seed: int = 0,
-               only: Sequence[str] | None = None,
+               only: Sequence[str] | None = None, skip: Sequence[str] = (),
                on_start: Callable[[str, int], Progress] | None = None) -> list[BaselineResult]:
-    """Run the configured baselines in order; ``on_start(name, total)`` returns a progress hook."""
+    """Run the configured baselines in order; ``on_start(name, total)`` returns a progress hook.
+
+    Baselines named in ``skip`` (already measured) are not run again."""
     hardware = economics.hardware_price()
     names = [n for n in spec.run if not only or n in only]
     if only:
@@ -228,6 +222,8 @@ def run_ladder(spec: BaselinesSpec, train: list[Example], test: list[Example], l
     results: list[BaselineResult] = []
     scorer = None
     for name in names:
+        if name in skip:
+            continue
         if name == "classical":
             results.append(classical(train, test, labels, hardware, batch_size=spec.batch_size,
                                      progress=start(name, len(test))))
@@ -235,6 +231,8 @@ def run_ladder(spec: BaselinesSpec, train: list[Example], test: list[Example], l
             results.append(embedding(train, test, labels, hardware, encoder_name=spec.encoder,
                                      batch_size=spec.batch_size, progress=start(name, len(test))))
         elif name in ("zero-shot", "few-shot"):
+            if name == "few-shot" and all(f"few-shot-k{k}-{spec.few_shot.selection}" in skip for k in spec.few_shot.k):
+                continue
             if scorer is None:
                 scorer = LabelScorer(load_causal_lm(spec.llm), load_tokenizer(spec.llm), template)
             if name == "zero-shot":
@@ -244,6 +242,8 @@ def run_ladder(spec: BaselinesSpec, train: list[Example], test: list[Example], l
             picker = ShotPicker(train, spec.few_shot.selection, encoder_name=spec.encoder, seed=seed)
             for k in spec.few_shot.k:
                 label = f"few-shot-k{k}-{spec.few_shot.selection}"
+                if label in skip:
+                    continue
                 shots = picker.pick([e.text for e in llm_items], k)
                 results.append(llm_baseline(label, scorer, llm_items, labels, hardware, shots=shots,
                                             batch_size=max(1, spec.batch_size // 2),
@@ -251,6 +251,8 @@ def run_ladder(spec: BaselinesSpec, train: list[Example], test: list[Example], l
         elif name == "hosted":
             if spec.hosted is None:
                 raise ValueError("baselines.hosted is not configured (base_url, model, api_key_env)")
+            if f"hosted:{spec.hosted.model}" in skip:
+                continue
             tokenizer = load_tokenizer(spec.llm)
             results.append(hosted(spec.hosted, template, test, labels, cache_dir=cache_dir,
                                   count_tokens=lambda text: len(tokenizer(text)["input_ids"]),

@@ -22,6 +22,7 @@ so the dashboard needs nothing but the storage URL.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Sequence
 
 from evals.candidates import Candidate
@@ -48,16 +49,20 @@ def storage_for(url: str, *, heartbeat_interval: int | None = None):
     engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     kwargs: dict[str, Any] = {"engine_kwargs": engine}
     if heartbeat_interval:
-        kwargs.update(
-            heartbeat_interval=heartbeat_interval,
-            grace_period=heartbeat_interval * 3,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
-        )
+        with warnings.catch_warnings():  # heartbeats are marked experimental, and are what we need
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            kwargs.update(
+                heartbeat_interval=heartbeat_interval,
+                grace_period=heartbeat_interval * 3,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+            )
     if url.startswith("sqlite:///"):
         from pathlib import Path
 
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(url, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, **kwargs)
 
 
 def directions(objective: str) -> list[str]:

@@ -158,6 +158,7 @@ data:
   preferences: {data}/preferences.jsonl   # DPO pairs (prompt, chosen, rejected)
   text_field: text            # for {{"text", "label"}} JSONL and CSV inputs
   label_field: label
+  max_train_rows: 240         # a CPU-sized demo; remove to train on every row
 
 economics:                    # the seed case: 5M tickets/month routed by Claude Haiku for $2,500
   tickets_per_month: 5000000
@@ -194,7 +195,8 @@ search:
   epochs: [1]
   batch_size: [16]
   target_modules: [all-linear]
-  max_eval_items: 120
+  evals_per_epoch: 1
+  max_eval_items: 80          # validation items per check (CPU-sized; remove on a GPU)
   pruner: hyperband
 
 budget:

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from evals.baselines import run_ladder
 from evals.data import load_splits
-from evals.results import open_study, record_baseline, remember_split
+from evals.results import candidates, open_study, record_baseline, remember_split
 from optimizer.config import Config
 from optimizer.progress import progress_bars
 
@@ -26,10 +26,13 @@ def run_baselines(cfg: Config, *, only: list[str] | None, console: Console) -> l
     splits = load_data(cfg, console)
     study = open_study(cfg.storage, cfg.study, cfg.search.objective)
     remember_split(study, splits.labels, splits.test)
+    measured = [c.name.removeprefix("baseline:") for c in candidates(study) if c.kind == "baseline"]
+    if measured:
+        console.print(f"already in study '{cfg.study}' (not run again): {', '.join(measured)}")
     with progress_bars(console) as start:
         results = run_ladder(cfg.baselines, splits.train, splits.test, splits.labels, cfg.task.instruction,
                              cfg.economics, cache_dir=Path(cfg.runs_dir) / "hosted-cache", seed=cfg.seed,
-                             only=only, on_start=start)
+                             only=only, skip=measured, on_start=start)
     rows = []
     for result in results:
         number = record_baseline(study, result, cfg.economics, cfg.search.objective, splits.test)

@@ -39,8 +39,8 @@ class SweepSummary:
 
 
 def _retried(trials) -> set[int]:
-    """Numbers of FAIL trials that Optuna's retry callback re-queued (their copy counts)."""
-    return {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
+    """Numbers of stale (killed-worker) trials that Optuna re-queued: their copy counts."""
+    return {number for t in trials for number in t.system_attrs.get("retry_history", [])}
 
 
 def counted_trials(study) -> list:

@@ -222,7 +222,8 @@ REVIEWS = [
 @pytest.mark.slow
 def test_real_smollm_gets_obvious_sentiment_right(smollm):
     tokenizer, model = smollm
-    template = PromptTemplate("Classify the sentiment of the customer review.", ("positive", "negative"))
+    # A 135M model leans to the first label listed; listed second, "positive" must be earned.
+    template = PromptTemplate("Is the sentiment of this review positive or negative?", ("negative", "positive"))
     scorer = LabelScorer(model, tokenizer, template)
 
     predictions = scorer.predict([text for text, _ in REVIEWS], batch_size=6)
@@ -230,6 +231,8 @@ def test_real_smollm_gets_obvious_sentiment_right(smollm):
 
     right = sum(p.label == gold for p, (_, gold) in zip(predictions, REVIEWS))
     assert right >= 5, [(p.label, round(p.probability, 3)) for p in predictions]
+    positive = [p.distribution["positive"] for p in predictions]
+    assert min(positive[:3]) > max(positive[3:])  # every happy review ranks above every unhappy one
     for a, b in zip(predictions, one_by_one):
         assert a.distribution["positive"] == pytest.approx(b.distribution["positive"], abs=1e-4)
         assert a.distribution["positive"] + a.distribution["negative"] == pytest.approx(1.0, abs=1e-5)

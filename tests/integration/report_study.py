@@ -1,0 +1,77 @@
+"""A real study for the report and dashboard tests, made once per test session.
+
+The demo config, the classical and embedding baselines (``roitune baseline``) and a two-trial
+sweep of the bundled SmolLM2 (``roitune sweep``), all through the CLI, so the tests read what a
+user's study holds. One FAIL trial is added by hand (a sweep on the demo data does not fail),
+so the dashboard's failure list has something to show. The study lives under pytest's session
+folder; the second test module to ask for it finds it there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+FAIL_REASON = "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+
+
+@dataclass(frozen=True)
+class StudyFiles:
+    """The config and the flags that point it at the test study."""
+
+    config: Path
+    db: Path
+    runs: Path
+    study: str = "t"
+
+    @property
+    def storage(self) -> str:
+        return f"sqlite:///{self.db}"
+
+    @property
+    def overrides(self) -> list[str]:
+        return [f"storage={self.storage}", f"study={self.study}", f"runs_dir={self.runs}"]
+
+    def cli_flags(self) -> list[str]:
+        """``-c CONFIG --set ...`` for ``roitune`` commands."""
+        return ["-c", str(self.config), *(arg for flag in self.overrides for arg in ("--set", flag))]
+
+
+def build_study(root: Path) -> StudyFiles:
+    files = StudyFiles(config=root / "roitune.yaml", db=root / "s.db", runs=root / "runs")
+    done = root / "done"
+    if done.is_file():
+        return files
+    root.mkdir(parents=True, exist_ok=True)
+    from optimizer.config import demo_config_text
+
+    files.config.write_text(demo_config_text(), encoding="utf-8")
+    _run(["baseline", *files.cli_flags(), "--only", "classical,embedding"])
+    # No pruner: both trials finish, so the parameter importances have two trials to compare.
+    _run(["sweep", *files.cli_flags(), "--trials", "2", "--set", "search.max_eval_items=40",
+          "--set", "data.max_train_rows=200", "--set", "search.pruner=none"])
+    _add_failed_trial(files)
+    done.write_text("")
+    return files
+
+
+def _run(args: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from optimizer.cli import app
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, f"roitune {' '.join(args)} failed:\n{result.output}\n{result.exception!r}"
+
+
+def _add_failed_trial(files: StudyFiles) -> None:
+    import optuna
+
+    from evals.results import load_existing_study
+
+    study = load_existing_study(files.storage, files.study)
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL,
+        user_attrs={"kind": "trial", "name": "trial (hand-made): qlora r64", "method": "qlora",
+                    "fail_reason": FAIL_REASON, "train_dollars": 0.001},
+    ))

@@ -1,0 +1,112 @@
+"""``roitune report``: the table, the JSON and the HTML file, on a real study (baselines + sweep)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pytest
+from report_study import StudyFiles, build_study
+from typer.testing import CliRunner
+
+from evals.cost import roi
+from evals.recommend import recommend
+from evals.results import candidates, compute_dollars, load_existing_study
+from optimizer.cli import app
+from optimizer.config import load_config
+
+pytestmark = pytest.mark.slow  # the session's study trains two adapters on CPU
+
+CANDIDATE_FIELDS = {"name", "kind", "trial_number", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "split",
+                    "cost_per_item", "cost_provenance", "items_per_second", "monthly_cost", "monthly_savings",
+                    "payback_months", "break_even_volume"}
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory: pytest.TempPathFactory) -> StudyFiles:
+    return build_study(tmp_path_factory.getbasetemp() / "report-study")
+
+
+def invoke(*args: str) -> str:
+    """The command's stdout (stderr carries progress and warnings)."""
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def report(study: StudyFiles) -> dict:
+    return json.loads(invoke("report", *study.cli_flags(), "--json"))
+
+
+def test_json_has_the_recommendation_and_every_candidate_field(study: StudyFiles, report: dict):
+    assert set(report["recommendation"]) >= {"sentence", "winner", "reason", "evidence"}
+    names = [c["name"] for c in report["candidates"]]
+    assert {"baseline:classical", "baseline:embedding"} <= set(names)
+    assert sum(c["kind"] == "trial" for c in report["candidates"]) == 2  # both sweep trials finished
+    for row in report["candidates"]:
+        assert CANDIDATE_FIELDS <= set(row), CANDIDATE_FIELDS - set(row)
+    assert report["recommendation"]["winner"] in [None, *names]
+    monthly = [c["monthly_cost"] for c in report["candidates"]]
+    assert monthly == sorted(monthly)  # cheapest first
+
+
+def test_json_agrees_with_the_study_and_the_decision_rule(study: StudyFiles, report: dict):
+    stored = load_existing_study(study.storage, study.study)
+    cfg = load_config(study.config, study.overrides)
+    assert report["compute_dollars"] == pytest.approx(compute_dollars(stored))
+    assert report["compute_dollars"] > 0.001  # the two trials' training time, plus the failed one
+    rec = recommend(candidates(stored), stored.user_attrs["test_gold"], cfg.economics,
+                    compute_dollars=compute_dollars(stored))
+    assert report["recommendation"]["sentence"] == rec.sentence
+    assert report["current"]["monthly_cost"] == pytest.approx(2500 + 5_000_000 * 0.10 * 0.05)
+
+
+def test_candidate_numbers_are_the_roi_of_its_measurements(study: StudyFiles, report: dict):
+    cfg = load_config(study.config, study.overrides)
+    e = cfg.economics
+    row = next(c for c in report["candidates"] if c["name"] == "baseline:classical")
+    expected = roi(row["cost_per_item"], 1 - row["accuracy"], e, compute_dollars=report["compute_dollars"])
+
+    # By hand, DESIGN.md's definitions (no dedicated instance in the demo config):
+    monthly = e.tickets_per_month * (row["cost_per_item"] + (1 - row["accuracy"]) * e.cost_per_error)
+    current = e.current_monthly_cost + e.tickets_per_month * e.current_error_rate * e.cost_per_error
+    one_off = report["compute_dollars"] + e.engineering_hours * e.engineering_rate
+    assert row["monthly_cost"] == pytest.approx(monthly) == pytest.approx(expected.monthly_cost)
+    assert row["monthly_savings"] == pytest.approx(current - monthly) == pytest.approx(expected.monthly_savings)
+    assert row["payback_months"] == expected.payback_months  # None (never) while it saves nothing
+    if current > monthly:
+        assert row["payback_months"] == pytest.approx(one_off / (current - monthly))
+    assert row["break_even_volume"] == expected.break_even_volume
+    assert report["economics"]["one_off_cost"] == pytest.approx(one_off)
+
+
+def test_table_then_the_sentence(study: StudyFiles, report: dict):
+    output = invoke("report", *study.cli_flags())
+    flat = " ".join(output.split())  # rich wraps long lines at the terminal width
+    assert "Candidates in study 't'" in flat
+    assert "$/month" in flat and "payback" in flat
+    assert flat.endswith(" ".join(report["recommendation"]["sentence"].split()))
+
+
+def test_html_is_one_self_contained_file(study: StudyFiles, report: dict, tmp_path: Path):
+    path = tmp_path / "out" / "report.html"
+    invoke("report", *study.cli_flags(), "--html", str(path))
+
+    page = path.read_text(encoding="utf-8")
+    assert html.escape(report["recommendation"]["sentence"]) in page
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=[\"']?(https?:)?//", page, re.IGNORECASE)
+    assert page.count("Plotly.newPlot") == 2  # the Pareto and payback charts
+    assert len(page) > 1_000_000  # plotly.js is inlined, not fetched
+    for row in report["candidates"]:
+        assert html.escape(row["name"]) in page
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no side files
+
+
+def test_missing_study_is_a_one_line_error(study: StudyFiles):
+    result = CliRunner().invoke(app, ["report", *study.cli_flags(), "--set", "study=nope"])
+    assert result.exit_code == 2
+    assert "no study 'nope'" in result.output and "roitune baseline" in result.output
+    assert "Traceback" not in result.output
