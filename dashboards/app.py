@@ -11,6 +11,7 @@ import sys
 from functools import partial
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashboards import pages
 from dashboards.data import REFRESH_S, Context, Source, load_snapshot, make_context, parse_source
@@ -37,6 +38,10 @@ def _context() -> Context:
     except LookupError as missing:
         st.info(f"{missing}. This page will show the study as soon as it exists.")
         _follow(source, shown="")
+        st.stop()
+    except SQLAlchemyError as problem:  # unreachable server, wrong password...
+        first_line = str(problem).strip().splitlines()[0]
+        st.error(f"Cannot read {redact_url(source.storage)}: {redact_url(first_line)}")
         st.stop()
 
 

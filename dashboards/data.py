@@ -72,7 +72,7 @@ class Snapshot:
     trials: list[FrozenTrial]  # sweep trials only (baselines are candidates)
     attrs: dict[int, dict[str, Any]]  # every trial's user attributes, finalists' test results merged in
     loaded_at: datetime
-    fingerprint: str  # changes whenever a trial starts, reports, finishes or is tested
+    fingerprint: str  # see _fingerprint
 
 
 @st.cache_resource(show_spinner=False)
@@ -114,7 +114,10 @@ def load_snapshot(url: str, name: str) -> Snapshot:
 
 
 def _fingerprint(trials: Sequence[FrozenTrial], study_attrs: dict[str, Any]) -> str:
-    state = [(t.number, t.state.name, len(t.intermediate_values)) for t in trials]
+    """Changes whenever a trial starts, reports, finishes or is tested; equal fingerprints mean
+    equal trial results, so derived figures (importances) can be cached by it."""
+    state = [(t.number, t.state.name, t.values, sorted(t.params.items()), len(t.intermediate_values))
+             for t in trials]
     return hashlib.sha1(repr((state, sorted(study_attrs))).encode()).hexdigest()
 
 

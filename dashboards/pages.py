@@ -22,9 +22,9 @@ from evals.report import (
     key_numbers,
     money,
     pareto_figure,
-    pareto_front,
+    pareto_points,
     payback_figure,
-    payback_months_axis,
+    payback_horizon,
     payback_series,
     payback_text,
     pct,
@@ -91,7 +91,8 @@ def overview(ctx: Context) -> None:
     with left:
         _chart(pareto_figure(report), "overview-pareto", "Accuracy against $/item")
     with right:
-        _chart(payback_figure(payback_series(report), payback_months_axis(report)), "overview-payback",
+        series = payback_series(report)
+        _chart(payback_figure(series, payback_horizon(series)), "overview-payback",
                f"Cumulative net savings against {e.current_solution}")
 
 
@@ -112,12 +113,9 @@ def pareto(ctx: Context) -> None:
 
 
 def _front_rows(report: Report, metric: str) -> list[dict[str, Any]]:
-    scored = [r for r in report.ranked if getattr(r.candidate, metric) is not None]
-    flags = pareto_front([(getattr(r.candidate, metric), r.candidate.cost_per_item) for r in scored])
-    return [{"candidate": r.candidate.name, "kind": r.candidate.kind, "split": r.candidate.split,
-             QUALITY_METRICS[metric]: pct(getattr(r.candidate, metric)), "$/item": money(r.candidate.cost_per_item),
-             "$/month": money(r.roi.monthly_cost)}
-            for r, on_front in zip(scored, flags) if on_front]
+    return [{"candidate": p.name, "kind": p.kind, "split": p.split, QUALITY_METRICS[metric]: pct(p.quality),
+             "$/item": money(p.cost_per_item)}
+            for p in sorted(pareto_points(report, metric), key=lambda p: p.cost_per_item) if p.on_front]
 
 
 # --- ROI calculator -----------------------------------------------------------------------
@@ -131,41 +129,42 @@ def roi_calculator(ctx: Context) -> None:
     if not ctx.report.ranked:
         st.info("No candidate has been scored yet: run `roitune baseline` and `roitune sweep`.")
         return
-    inputs, results = st.columns([1, 2], gap="large")
-    with inputs:
-        volume, dollars_per_hour, api_price, cost_per_error = _roi_inputs(e)
+    names = [r.candidate.name for r in ctx.report.ranked]
+    name = st.selectbox("Candidate", names, index=names.index(ctx.report.headline.candidate.name),
+                        key="roi-candidate")
+    volume, dollars_per_hour, api_price, cost_per_error = _roi_inputs(e)
     result = what_if(snap.candidates, snap.test_gold, e, compute_dollars=snap.compute_dollars, volume=volume,
                      dollars_per_hour=dollars_per_hour, current_cost_per_item=api_price,
                      cost_per_error=cost_per_error)
-    with results:
-        names = [r.candidate.name for r in result.ranked]
-        default = ctx.report.headline.candidate.name if ctx.report.headline else names[0]
-        name = st.selectbox("Candidate", names, index=names.index(default) if default in names else 0,
-                            key="roi-candidate")
-        chosen = next(r for r in result.ranked if r.candidate.name == name)
-        _metrics([("Current monthly cost", money(chosen.roi.current_monthly_cost)),
-                  ("Candidate monthly cost", money(chosen.roi.monthly_cost)),
-                  ("Monthly savings", money(chosen.roi.monthly_savings)),
-                  ("Payback", payback_text(chosen.roi.payback_months)),
-                  ("Break-even volume", volume_text(chosen.roi.break_even_volume))])
-        months = payback_months_axis(result) if chosen is result.headline else 12
-        _chart(payback_figure([(name, chosen.roi)], months), "roi-payback")
-    _sentence(result)
+    chosen = next(r for r in result.ranked if r.candidate.name == name)
+    _metrics([("Current monthly cost", money(chosen.roi.current_monthly_cost)),
+              ("Candidate monthly cost", money(chosen.roi.monthly_cost)),
+              ("Monthly savings", money(chosen.roi.monthly_savings)),
+              ("Payback", payback_text(chosen.roi.payback_months)),
+              ("Break-even volume", volume_text(chosen.roi.break_even_volume))])
+    left, right = st.columns(2, gap="large")
+    with left:
+        series = [(name, chosen.roi)]
+        _chart(payback_figure(series, payback_horizon(series)), "roi-payback", "Cumulative net savings")
+    with right:
+        st.markdown("**The recommendation at these numbers**")
+        _sentence(result)
     st.subheader("Every candidate at these numbers")
     _ladder(result)
 
 
 def _roi_inputs(e) -> tuple[int, float, float, float]:
     hardware = e.hardware_price().value
-    volume = st.slider("Tickets per month", 1_000, max(10 * e.tickets_per_month, 1_000_000),
-                       max(e.tickets_per_month, 1_000), step=1_000, format="%d", key="volume")
-    dollars_per_hour = st.slider("Serving hardware, $/hour", 0.01, max(10.0, 2 * hardware), hardware, step=0.01,
-                                 format="$%.2f", key="hardware", help=f"{e.hardware} by default")
     current = e.current_cost_per_item
-    api_price = st.slider(f"{e.current_solution}, $/item (API price)", 0.0, max(0.005, 4 * current), current,
-                          step=0.00001, format="$%.5f", key="api-price")
-    cost_per_error = st.slider("Cost per error, $", 0.0, max(1.0, 4 * e.cost_per_error), e.cost_per_error,
-                               step=0.01, format="$%.2f", key="cost-per-error")
+    left, right = st.columns(2, gap="large")
+    volume = left.slider("Tickets per month", 1_000, max(10 * e.tickets_per_month, 1_000_000),
+                         max(e.tickets_per_month, 1_000), step=1_000, format="%d", key="volume")
+    dollars_per_hour = left.slider("Serving hardware, $/hour", 0.01, max(10.0, 2 * hardware), hardware, step=0.0001,
+                                   format="$%.4f", key="hardware", help=f"{e.hardware} by default")
+    api_price = right.slider(f"{e.current_solution}, $/item (API price)", 0.0, max(0.005, 4 * current), current,
+                             step=0.00001, format="$%.5f", key="api-price")
+    cost_per_error = right.slider("Cost per error, $", 0.0, max(1.0, 4 * e.cost_per_error), e.cost_per_error,
+                                  step=0.01, format="$%.2f", key="cost-per-error")
     return volume, dollars_per_hour, api_price, cost_per_error
 
 
@@ -284,11 +283,12 @@ def errors(ctx: Context) -> None:
         return
     number = st.selectbox("Candidate", list(scored), format_func=lambda n: _candidate_label(scored[n]),
                           key="errors-candidate")
-    chosen, attrs = scored[number], snap.attrs[number]
+    attrs = snap.attrs[number]
     split = "test" if "test_scores" in attrs else "validation"
     scores = attrs[f"{split}_scores"]
+    wrong = scores["n"] - round(scores["accuracy"] * scores["n"])
     _metrics([("Accuracy", pct(scores["accuracy"])), ("Macro-F1", pct(scores["macro_f1"])),
-              (f"Items ({split})", f"{scores['n']:,}"), ("$/item", money(chosen.cost_per_item))])
+              (f"Items ({split})", f"{scores['n']:,}"), (f"Wrong ({split})", f"{wrong:,}")])
     left, right = st.columns([3, 2])
     with left:
         st.subheader("Confusion matrix")

@@ -197,52 +197,54 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
 
 
 @dataclass(frozen=True)
-class _Point:
+class ParetoPoint:
     name: str
-    kind: str
+    kind: str  # baseline, trial or current
     quality: float
     cost_per_item: float
     split: str
+    on_front: bool = False
 
 
-def _pareto_points(report: Report, metric: str) -> list[_Point]:
+def pareto_points(report: Report, metric: str = "accuracy") -> list[ParetoPoint]:
+    """Every candidate with a ``metric`` score, and the current solution when its quality is
+    known (the user's error rate), flagged when on the non-dominated front."""
     points = [
-        _Point(r.candidate.name, r.candidate.kind, getattr(r.candidate, metric), r.candidate.cost_per_item,
-               r.candidate.split)
+        ParetoPoint(r.candidate.name, r.candidate.kind, getattr(r.candidate, metric), r.candidate.cost_per_item,
+                    r.candidate.split)
         for r in report.ranked if getattr(r.candidate, metric) is not None
     ]
     e = report.economics
-    # The current solution is a point only when its quality is known (the user's error rate).
     if metric == "accuracy" and e.current_error_rate is not None:
-        points.append(_Point(f"{e.current_solution} (current)", "current", 1 - e.current_error_rate,
-                             e.current_cost_per_item, "entered"))
-    return points
+        points.append(ParetoPoint(f"{e.current_solution} (current)", "current", 1 - e.current_error_rate,
+                                  e.current_cost_per_item, "entered"))
+    flags = pareto_front([(p.quality, p.cost_per_item) for p in points])
+    return [replace(p, on_front=f) for p, f in zip(points, flags)]
 
 
 def pareto_figure(report: Report, metric: str = "accuracy") -> go.Figure:
     """Quality against $/item (log scale), the non-dominated front drawn as a line."""
     import plotly.graph_objects as go
 
-    points = _pareto_points(report, metric)
-    on_front = pareto_front([(p.quality, max(p.cost_per_item, 0.0)) for p in points])
+    points = pareto_points(report, metric)
     fig = go.Figure()
-    front = sorted((p for p, f in zip(points, on_front) if f), key=lambda p: p.cost_per_item)
+    front = sorted((p for p in points if p.on_front), key=lambda p: p.cost_per_item)
     fig.add_trace(go.Scatter(
         x=[_log_safe(p.cost_per_item) for p in front], y=[p.quality for p in front], mode="lines",
         line={"color": COLOURS["front"], "width": 2, "shape": "hv"}, name="Pareto front", hoverinfo="skip"))
     for kind, label, symbol in (("baseline", "baselines", "square"), ("trial", "sweep trials", "circle"),
                                 ("current", "current solution", "star")):
-        chosen = [(p, f) for p, f in zip(points, on_front) if p.kind == kind]
+        chosen = [p for p in points if p.kind == kind]
         if not chosen:
             continue
         fig.add_trace(go.Scatter(
-            x=[_log_safe(p.cost_per_item) for p, _ in chosen], y=[p.quality for p, _ in chosen],
-            mode="markers+text", name=label, text=[_tag(p) for p, _ in chosen], textposition="top center",
-            customdata=[[p.name, money(p.cost_per_item), p.split, "yes" if f else "no"] for p, f in chosen],
+            x=[_log_safe(p.cost_per_item) for p in chosen], y=[p.quality for p in chosen],
+            mode="markers+text", name=label, text=[_tag(p) for p in chosen], textposition="top center",
+            customdata=[[p.name, money(p.cost_per_item), p.split, "yes" if p.on_front else "no"] for p in chosen],
             hovertemplate="%{customdata[0]}<br>" + QUALITY_METRICS[metric] + " %{y:.1%} (%{customdata[2]})"
                           "<br>%{customdata[1]} an item<br>on the front: %{customdata[3]}<extra></extra>",
             marker={"symbol": symbol, "size": 13, "color": COLOURS[kind],
-                    "line": {"width": [3 if f else 0 for _, f in chosen], "color": COLOURS["front"]}}))
+                    "line": {"width": [3 if p.on_front else 0 for p in chosen], "color": COLOURS["front"]}}))
     fig.update_layout(
         xaxis={"title": "$ per item (log scale): cheaper to the left", "type": "log",
                **_log_axis([p.cost_per_item for p in points])},
@@ -272,7 +274,7 @@ def _log_safe(cost: float) -> float:
     return max(cost, 1e-9)
 
 
-def _tag(p: _Point) -> str:
+def _tag(p: ParetoPoint) -> str:
     """A short on-chart label ("classical", "trial 3"); the hover shows the full name."""
     if p.kind == "baseline":
         return _short(p.name.removeprefix("baseline:"), 18)
@@ -312,10 +314,9 @@ def payback_series(report: Report, top: int = 3) -> list[tuple[str, Roi]]:
     return [(r.candidate.name, r.roi) for r in [best, *others]]
 
 
-def payback_months_axis(report: Report) -> int:
-    """A horizon that shows the headline pay back: a year, or twice its payback up to 5 years."""
-    best = report.headline
-    payback = best.roi.payback_months if best else None
+def payback_horizon(series: Sequence[tuple[str, Roi]]) -> int:
+    """Months to draw: a year, or twice the first line's payback, up to five years."""
+    payback = series[0][1].payback_months if series else None
     return PAYBACK_MONTHS if payback is None else min(60, max(PAYBACK_MONTHS, math.ceil(2 * payback)))
 
 
@@ -388,7 +389,8 @@ def render_html(report: Report) -> str:
 
     config = {"displaylogo": False, "responsive": True}
     pareto = pio.to_html(pareto_figure(report), full_html=False, include_plotlyjs="inline", config=config)
-    payback = pio.to_html(payback_figure(payback_series(report), payback_months_axis(report)), full_html=False,
+    series = payback_series(report)
+    payback = pio.to_html(payback_figure(series, payback_horizon(series)), full_html=False,
                           include_plotlyjs=False, config=config)
     title = f"roitune report: {report.study}" if report.study else "roitune report"
     return f"""<!DOCTYPE html>

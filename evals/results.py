@@ -46,6 +46,8 @@ def storage_for(url: str, *, heartbeat_interval: int | None = None):
     """
     import optuna
 
+    if url.startswith("postgresql://"):  # the driver we ship is psycopg 3, not SQLAlchemy's default
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     kwargs: dict[str, Any] = {"engine_kwargs": engine}
     if heartbeat_interval:

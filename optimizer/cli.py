@@ -108,6 +108,59 @@ def sweep(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = S
         out.print(candidates_table(rows, title=f"Candidates in study '{cfg.study}'"))
 
 
+@app.command()
+def export(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
+           trial: str = typer.Option("best", "--trial", help="Trial number, or 'best' (by the study's objective; "
+                                     "pareto: the front member with the lowest monthly cost)."),
+           out_dir: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
+           merge: bool = typer.Option(False, "--merge", help="Also write merged/: a standalone merged model."),
+           force: bool = typer.Option(False, "--force", help="Replace an existing --out folder.")) -> None:
+    """Export a trial's adapter as a self-contained bundle (adapter, tokenizer, labels, model card)."""
+    from optimizer.export import export_bundle
+
+    with user_errors():
+        cfg = _config(config, overrides)
+        result = export_bundle(cfg, trial, out_dir, merge=merge, force=force, console=err)
+    err.print(f"exported trial {result.trial} to {result.path}", markup=False, highlight=False)
+    if result.dequantized:
+        err.print("merged/: the 4-bit (QLoRA) adapter was merged into the base loaded in full precision (dequantised)")
+    out.print(result.serve_hint, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def predict(bundle: Path = typer.Argument(..., help="A folder written by `roitune export`."),
+            input_path: Path = typer.Argument(..., metavar="INPUT", help="Chat JSONL, text JSONL or CSV; labels optional."),
+            out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the JSON lines here (default: stdout)."),
+            batch_size: int = typer.Option(16, "--batch-size", min=1, help="Items per forward pass."),
+            text_field: str = typer.Option("text", help="Text column / key."),
+            label_field: str = typer.Option("label", help="Label column / key (optional in the file).")) -> None:
+    """Classify a file with an exported bundle: one {"id", "label", "probability"} line per row."""
+    from optimizer.predict import open_bundle, predict_file
+
+    with user_errors():
+        rows, accuracy = predict_file(open_bundle(bundle), input_path, out_path, batch_size=batch_size, console=err,
+                                      text_field=text_field, label_field=label_field)
+    if out_path is not None:
+        err.print(f"wrote {rows} predictions to {out_path}", markup=False, highlight=False)
+    if accuracy is not None:
+        err.print(f"accuracy {100 * accuracy.value:.1f}% ({accuracy.correct} of {accuracy.labelled} labelled rows)")
+
+
+@app.command()
+def serve(bundle: Path = typer.Argument(..., help="A folder written by `roitune export`."),
+          host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 opens it to the network."),
+          port: int = typer.Option(8000, "--port", help="Port to listen on.")) -> None:
+    """Serve a bundle as an OpenAI-compatible chat-completions endpoint (the reply is the label)."""
+    from optimizer.predict import BundleClassifier, load_bundle_predictor, open_bundle
+    from optimizer.serve import serve_forever
+
+    with user_errors():
+        found = open_bundle(bundle)
+        classifier = BundleClassifier(found, load_bundle_predictor(found))
+        serve_forever(classifier, host, port, on_ready=lambda server: err.print(
+            f"serving {classifier.model_id} at {server.base_url}  (Ctrl+C stops it)", markup=False, highlight=False))
+
+
 @data_app.command("check")
 def data_check(
     path: Path = typer.Argument(..., help="A chat JSONL, text/label JSONL, CSV or preference-pairs file."),
@@ -177,6 +230,7 @@ def dashboard(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]]
               host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 opens it to the network."),
               port: int = typer.Option(8501, "--port", help="Port to listen on.")) -> None:
     """Open the Streamlit dashboard on the study (it reads the storage and never trains)."""
+    import signal
     import subprocess
 
     import dashboards
@@ -194,10 +248,14 @@ def dashboard(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]]
     err.print(f"dashboard of study '{cfg.study}' in {redact_url(cfg.storage)}: http://{host}:{port}  (Ctrl+C stops it)",
               markup=False, highlight=False)
     with subprocess.Popen(command) as process:
+        # `kill <roitune>` must not leave Streamlit serving on the port without us.
+        previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
         try:
             code = process.wait()
         except KeyboardInterrupt:  # the terminal interrupted Streamlit too: let it shut down
             code = process.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     raise typer.Exit(code)
 
 

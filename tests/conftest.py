@@ -4,6 +4,7 @@
 - ``ROITUNE_CACHE`` points at a folder that persists across runs (``~/.cache/roitune-test``
   unless already set), so the bundled SmolLM2's GGUF -> safetensors conversion (~30-40 s)
   happens once per machine, not once per test session.
+- torch, OpenBLAS and scikit-learn run one OpenMP thread unless ``OMP_NUM_THREADS`` is set.
 - ``gpu`` tests are skipped when there is no CUDA device (torch is imported lazily, so a run
   of the torch-free unit tests stays fast).
 """
@@ -17,6 +18,10 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# One OpenMP thread unless told otherwise (export OMP_NUM_THREADS=2 to change it). On a 2-core
+# machine shared with other processes, two spinning OpenMP threads made a SmolLM2 forward 5-10x
+# slower than one thread, and this whole set took 185 s instead of 90 s.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("ROITUNE_CACHE", str(Path.home() / ".cache" / "roitune-test"))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

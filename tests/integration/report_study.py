@@ -2,9 +2,11 @@
 
 The demo config, the classical and embedding baselines (``roitune baseline``) and a two-trial
 sweep of the bundled SmolLM2 (``roitune sweep``), all through the CLI, so the tests read what a
-user's study holds. One FAIL trial is added by hand (a sweep on the demo data does not fail),
-so the dashboard's failure list has something to show. The study lives under pytest's session
-folder; the second test module to ask for it finds it there.
+user's study holds. To keep it to minutes on two CPU cores, the sweep trains on 80 rows and
+everything is tested on a quarter of the demo test split (stratified). One FAIL trial is added
+by hand (a sweep on the demo data does not fail), so the dashboard's failure list has something
+to show. The study lives under pytest's session folder; the second test module to ask for it
+finds it there.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class StudyFiles:
     """The config and the flags that point it at the test study."""
 
     config: Path
+    test: Path
     db: Path
     runs: Path
     study: str = "t"
@@ -30,7 +33,7 @@ class StudyFiles:
 
     @property
     def overrides(self) -> list[str]:
-        return [f"storage={self.storage}", f"study={self.study}", f"runs_dir={self.runs}"]
+        return [f"storage={self.storage}", f"study={self.study}", f"runs_dir={self.runs}", f"data.test={self.test}"]
 
     def cli_flags(self) -> list[str]:
         """``-c CONFIG --set ...`` for ``roitune`` commands."""
@@ -38,21 +41,34 @@ class StudyFiles:
 
 
 def build_study(root: Path) -> StudyFiles:
-    files = StudyFiles(config=root / "roitune.yaml", db=root / "s.db", runs=root / "runs")
+    files = StudyFiles(config=root / "roitune.yaml", test=root / "test.jsonl", db=root / "s.db", runs=root / "runs")
     done = root / "done"
     if done.is_file():
         return files
     root.mkdir(parents=True, exist_ok=True)
-    from optimizer.config import demo_config_text
+    from optimizer.config import demo_config_text, demo_data_dir
 
     files.config.write_text(demo_config_text(), encoding="utf-8")
+    _write_quarter(demo_data_dir() / "test.jsonl", files.test)
     _run(["baseline", *files.cli_flags(), "--only", "classical,embedding"])
-    # No pruner: both trials finish, so the parameter importances have two trials to compare.
+    # One validation check per trial draws the intermediate curves; the median pruner may stop
+    # the second trial, and the tests accept either outcome.
     _run(["sweep", *files.cli_flags(), "--trials", "2", "--set", "search.max_eval_items=40",
-          "--set", "data.max_train_rows=200", "--set", "search.pruner=none"])
+          "--set", "data.max_train_rows=80", "--set", "search.evals_per_epoch=1", "--set", "search.pruner=median"])
     _add_failed_trial(files)
     done.write_text("")
     return files
+
+
+def _write_quarter(source: Path, target: Path) -> None:
+    """A stratified quarter of a labelled file, as {"text", "label"} JSONL."""
+    import json
+
+    from evals.data import load_examples, stratified_split
+
+    quarter = stratified_split(load_examples(source), [0.25], seed=0)[1]
+    target.write_text("".join(json.dumps({"text": e.text, "label": e.label}) + "\n" for e in quarter),
+                      encoding="utf-8")
 
 
 def _run(args: list[str]) -> None:

@@ -1,0 +1,220 @@
+"""``roitune predict`` and ``roitune serve``: run an exported bundle.
+
+A bundle folder is an adapter folder (``roitune.json`` + the PEFT adapter), so its predictor
+is rebuilt by ``optimizer.adapters.load_predictor`` exactly as the sweep rebuilt it for test
+scoring: the same spec gives the same answers.
+
+Input files are the training formats (chat JSONL, text/label JSONL, CSV) with the label
+optional, since the point of predicting is usually that there is none. Every row is validated
+before the model loads, and problems are reported as ``file:line: reason``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+# The training data's row readers: a file that trains also predicts, with the same line numbers.
+from evals.data import DataError, _csv_rows, _jsonl_rows, _string
+from optimizer.adapters import AdapterSpec
+from optimizer.serve import Answer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@dataclass(frozen=True)
+class Item:
+    id: Any  # the row's "id" field, else its line number
+    text: str
+    label: str | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    spec: AdapterSpec
+
+
+def open_bundle(path: Path) -> Bundle:
+    spec_file = path / "roitune.json"
+    if not spec_file.is_file():
+        raise FileNotFoundError(f"{path} is not a roitune bundle (no roitune.json): make one with `roitune export`")
+    return Bundle(path.resolve(), AdapterSpec.from_json(json.loads(spec_file.read_text())))
+
+
+def load_bundle_predictor(bundle: Bundle):
+    """The bundle's LabelScorer or HeadClassifier."""
+    from optimizer.adapters import load_predictor
+
+    return load_predictor(bundle.spec, bundle.path)
+
+
+# -- input ---------------------------------------------------------------------------------
+
+
+def _chat_fields(messages: Any) -> tuple[str | None, str | None, str | None]:
+    """(text, label or None, problem): the last user message, the last assistant message."""
+    if not isinstance(messages, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages):
+        return None, None, "field 'messages': must be a list of {role, content} objects with string values"
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    answers = [m["content"] for m in messages if m["role"] == "assistant"]
+    text = _string(users[-1]) if users else None
+    if text is None:
+        return None, None, "field 'messages': no non-empty user message (the text)"
+    return text, _string(answers[-1]) if answers else None, None
+
+
+def _row_fields(row: dict, text_field: str, label_field: str) -> tuple[str | None, str | None, str | None]:
+    """(text, label or None, problem) of one row; an absent or empty label is no label."""
+    if "messages" in row:
+        return _chat_fields(row["messages"])
+    text = _string(row.get(text_field))
+    if text is None:
+        problem = f"missing field '{text_field}' (or 'messages')" if text_field not in row else \
+            f"field '{text_field}': empty or not a string"
+        return None, None, problem
+    label = row.get(label_field)
+    if label is not None and not isinstance(label, str):
+        return None, None, f"field '{label_field}': not a string"
+    return text, _string(label), None
+
+
+def read_items(path: Path, labels: Sequence[str], *, text_field: str = "text",
+               label_field: str = "label") -> list[Item]:
+    """Every row of a JSONL or CSV file, label optional; raise DataError listing every bad line."""
+    rows, problems = (_csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows)(path)
+    known = set(labels)
+    items = []
+    for line, row in rows:
+        text, label, problem = _row_fields(row, text_field, label_field)
+        if problem is None and label is not None and label not in known:
+            problem = f"label '{label}' is not one of the bundle's {len(known)} labels"
+        if problem:
+            problems.append(f"{path}:{line}: {problem}")
+            continue
+        items.append(Item(id=row.get("id", line), text=text, label=label, line=line))
+    if not items and not problems:
+        problems.append(f"{path}: no rows")
+    if problems:
+        raise DataError(problems)
+    return items
+
+
+# -- predicting ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    correct: int
+    labelled: int
+
+    @property
+    def value(self) -> float:
+        return self.correct / self.labelled
+
+
+def predict_items(predictor, items: Sequence[Item], *, batch_size: int,
+                  on_batch: Callable[[int], None] | None = None) -> list:
+    """Predictions in item order, computed in batches of similar length (less padding)."""
+    order = sorted(range(len(items)), key=lambda i: len(items[i].text))
+    results: list = [None] * len(items)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        predictions = predictor.predict([items[i].text for i in chunk], batch_size=batch_size)
+        for i, prediction in zip(chunk, predictions):
+            results[i] = prediction
+        if on_batch is not None:
+            on_batch(len(chunk))
+    return results
+
+
+def accuracy(items: Sequence[Item], predictions: Sequence) -> Accuracy | None:
+    """Accuracy over the labelled items; None when none has a label."""
+    pairs = [(item.label, p.label) for item, p in zip(items, predictions) if item.label is not None]
+    if not pairs:
+        return None
+    return Accuracy(sum(gold == label for gold, label in pairs), len(pairs))
+
+
+def predict_file(bundle: Bundle, path: Path, out: Path | None, *, batch_size: int, console: Console,
+                 text_field: str = "text", label_field: str = "label") -> tuple[int, Accuracy | None]:
+    """Classify every row of ``path``; one JSON line per row to ``out`` (or stdout).
+    Returns the number of rows and the accuracy over the labelled ones."""
+    import sys
+
+    from optimizer.progress import progress_bars
+
+    items = read_items(path, bundle.spec.labels, text_field=text_field, label_field=label_field)
+    predictor = load_bundle_predictor(bundle)
+    with progress_bars(console) as start:
+        predictions = predict_items(predictor, items, batch_size=batch_size, on_batch=start("predicting", len(items)))
+    write_lines(prediction_lines(items, predictions), out, sys.stdout)
+    return len(items), accuracy(items, predictions)
+
+
+def prediction_lines(items: Sequence[Item], predictions: Sequence) -> Iterator[str]:
+    for item, p in zip(items, predictions):
+        yield json.dumps({"id": item.id, "label": p.label, "probability": p.probability}, ensure_ascii=False) + "\n"
+
+
+def write_lines(lines: Iterator[str], out: Path | None, stdout: TextIO) -> None:
+    """To ``out`` atomically (a temp file renamed into place), or to ``stdout``."""
+    if out is None:
+        stdout.writelines(lines)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.writelines(lines)
+        os.replace(temp, out)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
+# -- serving -------------------------------------------------------------------------------
+
+
+def _message_text(content: Any) -> str:
+    """A message's text: a string, or OpenAI's list of content parts."""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text")
+
+
+class BundleClassifier:
+    """A bundle behind ``optimizer.serve``: the last user message is the ticket text."""
+
+    def __init__(self, bundle: Bundle, predictor):
+        self.model_id = bundle.path.name
+        self.labels = list(bundle.spec.labels)
+        self.predictor = predictor
+        self.tokenizer = predictor.tokenizer
+
+    def classify(self, messages: list[dict[str, Any]]) -> Answer:
+        users = [m for m in messages if m["role"] == "user"]
+        if not users:
+            raise ValueError("no user message: the last user message is the ticket to classify")
+        text = _message_text(users[-1]["content"])
+        prediction = self.predictor.predict([text])[0]
+        label_tokens = self.tokenizer(prediction.label, add_special_tokens=False)["input_ids"]
+        return Answer(prediction.label, prediction.probability, self._prompt_tokens(text), len(label_tokens))
+
+    def _prompt_tokens(self, text: str) -> int:
+        """Tokens the model reads: the chat prompt, or the raw text for a classifier head."""
+        from evals.classify import LabelScorer
+
+        if isinstance(self.predictor, LabelScorer):
+            return len(self.predictor.prompt_ids(text))
+        ids = self.tokenizer(text, truncation=True, max_length=self.predictor.max_tokens)["input_ids"]
+        return len(ids)
