@@ -22,6 +22,7 @@ so the dashboard needs nothing but the storage URL.
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -62,9 +63,19 @@ def storage_for(url: str, *, heartbeat_interval: int | None = None):
         from pathlib import Path
 
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, **kwargs)
+    import sqlalchemy.exc
+
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, **kwargs)
+        except sqlalchemy.exc.DBAPIError:
+            # Workers started together race to create Optuna's tables (PostgreSQL enum types);
+            # the loser finds them made on its next try.
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
 
 
 def directions(objective: str) -> list[str]:

@@ -122,8 +122,6 @@ def export(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = 
         cfg = _config(config, overrides)
         result = export_bundle(cfg, trial, out_dir, merge=merge, force=force, console=err)
     err.print(f"exported trial {result.trial} to {result.path}", markup=False, highlight=False)
-    if result.dequantized:
-        err.print("merged/: the 4-bit (QLoRA) adapter was merged into the base loaded in full precision (dequantised)")
     out.print(result.serve_hint, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -64,8 +64,12 @@ class ExportResult:
 
 def select_trial(study: optuna.Study, which: str, economics: Economics) -> optuna.trial.FrozenTrial:
     """The trial named by ``--trial``: a number, or ``best`` (see ``best_trial``)."""
-    if which == "best":
-        return best_trial(study, economics)
+    trial = best_trial(study, economics) if which == "best" else _numbered_trial(study, which)
+    check_exportable(trial)
+    return trial
+
+
+def _numbered_trial(study: optuna.Study, which: str) -> optuna.trial.FrozenTrial:
     try:
         number = int(which)
     except ValueError:
@@ -73,7 +77,6 @@ def select_trial(study: optuna.Study, which: str, economics: Economics) -> optun
     trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
     if trial is None:
         raise ExportError(f"study '{study.study_name}' has no trial {number}")
-    check_exportable(trial)
     return trial
 
 
@@ -132,12 +135,12 @@ def serve_hint(spec: AdapterSpec, bundle: Path, rank: int) -> str:
     """How to serve the bundle with vLLM, or why not and what to use instead."""
     ours = f"roitune serve {bundle}"
     if spec.head == "classifier":
-        return (f"vLLM's LoRA serving does not cover a custom classification (score) head; serve it with `{ours}`")
+        return f"vLLM's LoRA serving does not cover a custom classification (score) head; serve it with `{ours}`"
     base, max_rank = hub_id(spec.base_model), vllm_max_lora_rank(rank)
     if base is None:
-        return f"the base model {spec.base_model} has no Hugging Face id for vLLM; serve it with `{ours}`"
+        return f"The base model {spec.base_model} has no Hugging Face id for vLLM; serve it with `{ours}`"
     if max_rank is None:
-        return f"rank {rank} exceeds vLLM's largest --max-lora-rank ({VLLM_LORA_RANKS[-1]}); serve it with `{ours}`"
+        return f"Rank {rank} exceeds vLLM's largest --max-lora-rank ({VLLM_LORA_RANKS[-1]}); serve it with `{ours}`"
     return (f"vllm serve {base} --enable-lora --lora-modules {bundle.name}={bundle} "
             f"--max-lora-rank {max_rank}")
 
@@ -247,7 +250,7 @@ def export_bundle(cfg: Config, which: str, out: Path, *, merge: bool = False, fo
     out.parent.mkdir(parents=True, exist_ok=True)
     staging.mkdir()
     try:
-        rank_ = adapter_rank(_copy_adapter(source, staging, spec))
+        lora_rank = adapter_rank(_copy_adapter(source, staging, spec))
         tokenizer = load_tokenizer(spec.base_model)
         tokenizer.save_pretrained(staging)
         (staging / "labels.json").write_text(json.dumps(list(spec.labels), indent=2) + "\n")
@@ -257,8 +260,8 @@ def export_bundle(cfg: Config, which: str, out: Path, *, merge: bool = False, fo
             note = " (4-bit base loaded in full precision first: dequantised)" if dequantized else ""
             console.print(f"merging the adapter into a standalone model{note}")
             _write_merged(staging / "merged", spec, source)
-        result = ExportResult(path=out, trial=trial.number, spec=spec, rank=rank_, merged=merge,
-                              dequantized=dequantized, serve_hint=serve_hint(spec, out, rank_))
+        result = ExportResult(path=out, trial=trial.number, spec=spec, rank=lora_rank, merged=merge,
+                              dequantized=dequantized, serve_hint=serve_hint(spec, out, lora_rank))
         # The card lists every other file's digest; SHA256SUMS adds the card's.
         sums = checksums(staging)
         _write_card(staging, model_card(study, trial, cfg.economics, result, sums))
@@ -326,7 +329,7 @@ def _usage_section(result: ExportResult) -> list[str]:
     if result.serve_hint.startswith("vllm "):
         lines += ["With vLLM:", "", "```", result.serve_hint, "```"]
     else:
-        lines.append(result.serve_hint[0].upper() + result.serve_hint[1:] + ".")
+        lines.append(result.serve_hint + ".")
     if result.merged:
         lines += ["", "`merged/` holds the adapter merged into the base: a standalone model "
                   "(safetensors) with its tokenizer."]
@@ -352,15 +355,15 @@ def model_card(study: optuna.Study, trial: optuna.trial.FrozenTrial, economics: 
     spec = result.spec
     candidate = _candidate(study, trial.number)
     roi = rank([candidate], economics, compute_dollars=compute_dollars(study))[0].roi if candidate else None
-    settings = attrs.get("settings") or dict(trial.params)
     lines = [
         *_front_matter(spec), "",
         f"# {result.path.name}", "",
         f"A LoRA adapter on {spec.base_model} that routes a ticket to one of {len(spec.labels)} labels "
         f"({spec.head} head), exported by roitune from trial {trial.number} of study '{study.study_name}': "
         f"{attrs.get('name', '')}.", "",
-        "## Parameters", "", "| parameter | value |", "|---|---|",
-        *(f"| {key} | {value} |" for key, value in settings.items()), "",
+        "## Parameters", "", "The trial's sampled settings:", "", "| parameter | value |", "|---|---|",
+        *(f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |"
+          for key, value in trial.params.items()), "",
         *_quality_section(attrs), "",
         *_cost_section(attrs), "",
         *_roi_section(candidate, roi, economics), "",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -149,8 +150,6 @@ def predict_file(bundle: Bundle, path: Path, out: Path | None, *, batch_size: in
                  text_field: str = "text", label_field: str = "label") -> tuple[int, Accuracy | None]:
     """Classify every row of ``path``; one JSON line per row to ``out`` (or stdout).
     Returns the number of rows and the accuracy over the labelled ones."""
-    import sys
-
     from optimizer.progress import progress_bars
 
     items = read_items(path, bundle.spec.labels, text_field=text_field, label_field=label_field)

@@ -58,12 +58,12 @@ def write_tiny_task(folder: Path, *, seed: int = 0, per_label: tuple[int, int, i
     return folder
 
 
-def tiny_config(folder: Path, model_dir: Path, **search) -> Path:
+def tiny_config(folder: Path, model_dir: Path | str, *, per_label: tuple[int, int, int] = (16, 6, 6), **search) -> Path:
     """The demo config pointed at the tiny task and model; ``search`` entries override."""
     import yaml
 
     config = yaml.safe_load(demo_config_text())
-    data = write_tiny_task(folder / "data")
+    data = write_tiny_task(folder / "data", per_label=per_label)
     config["data"] = {"train": str(data / "train.jsonl"), "validation": str(data / "validation.jsonl"),
                       "test": str(data / "test.jsonl")}
     config["baselines"] = {"run": ["classical"], "llm": str(model_dir)}

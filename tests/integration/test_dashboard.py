@@ -198,6 +198,13 @@ def test_missing_study_says_how_to_make_one_and_writes_nothing(monkeypatch: pyte
     assert not db.exists()
 
 
+def test_unreachable_storage_is_shown_without_its_password(monkeypatch: pytest.MonkeyPatch):
+    at = open_page(monkeypatch, ["--storage", "postgresql://alice:s3cret@127.0.0.1:1/roitune", "--study", "x"])
+    shown = [e.value for e in at.error]
+    assert any("alice:***@127.0.0.1:1" in e and "Connection refused" in e for e in shown)
+    assert not any("s3cret" in e for e in shown + [m.value for m in at.markdown])
+
+
 def test_config_problems_are_listed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     from optimizer.config import demo_config_text
 

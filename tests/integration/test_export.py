@@ -1,9 +1,13 @@
 """``roitune export`` / ``predict`` / ``serve`` on a real adapter trained by a real (tiny) sweep.
 
 One session-scoped study holds the classical baseline, one sweep trial of the bundled
-SmolLM2 (a rank-4 LoRA trained on 40 rows; scored on the whole demo test split as the
-finalist) and a hand-made FAIL trial. The tests export that trial and check that the bundle
-answers exactly as the sweep measured it: through ``predict``, merged, and over HTTP.
+SmolLM2 (a rank-4 LoRA trained on 40 rows, then scored on the test split as the finalist) and
+a hand-made FAIL trial. The tests export that trial and check that the bundle answers exactly
+as the sweep measured it: through ``predict``, merged, and over HTTP.
+
+The test split is the first 40 rows of the demo test file: on the shared 2-core machine the
+label-constrained scorer manages well under one item a second, and the same items are scored
+by the sweep, ``predict``, the merged model and the server in turn.
 """
 
 from __future__ import annotations
@@ -34,24 +38,33 @@ from optimizer.cli import app
 pytestmark = pytest.mark.slow
 
 SMOLLM_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-TINY_SWEEP = ["data.max_train_rows=40", "search.max_eval_items=24", "search.rank=[4]", "search.epochs=[1]",
-              "search.batch_size=[8]", "search.pruner=none", "baselines.run=[classical]"]
+TEST_ROWS = 40
 
 
 @dataclass(frozen=True)
 class Sweep:
     root: Path
-    config: Path
-    fail_trial: int
-    baseline_trial: int
+    fail_trial: int = -1
+    baseline_trial: int = -1
     study: str = "t"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "roitune.yaml"
+
+    @property
+    def test_file(self) -> Path:
+        return self.root / "test.jsonl"
 
     @property
     def storage(self) -> str:
         return f"sqlite:///{self.root / 's.db'}"
 
     def flags(self) -> list[str]:
-        overrides = [f"storage={self.storage}", f"study={self.study}", f"runs_dir={self.root / 'runs'}", *TINY_SWEEP]
+        overrides = [f"storage={self.storage}", f"study={self.study}", f"runs_dir={self.root / 'runs'}",
+                     f"data.test={self.test_file}", "data.max_train_rows=40", "search.max_eval_items=24",
+                     "search.rank=[4]", "search.epochs=[1]", "search.batch_size=[8]", "search.pruner=none",
+                     "baselines.run=[classical]"]
         return ["-c", str(self.config), *(arg for flag in overrides for arg in ("--set", flag))]
 
     def load(self):
@@ -82,44 +95,41 @@ def ok(*args: str):
     return result
 
 
-def assert_one_line_error(result, *needles: str) -> str:
+def assert_one_line_error(result, *needles: str) -> None:
     assert result.exit_code == 2, (result.exit_code, result.output)
     assert "Traceback" not in result.output
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: ")
     for needle in needles:
         assert needle in line, line
-    return line
 
 
 @pytest.fixture(scope="session")
-def sweep(tmp_path_factory) -> Sweep:
+def sweep(tmp_path_factory, tickets_dir) -> Sweep:
     import optuna
 
-    from evals.results import load_existing_study
     from optimizer.config import demo_config_text
 
-    root = tmp_path_factory.mktemp("export-study")
-    config = root / "roitune.yaml"
-    config.write_text(demo_config_text(), encoding="utf-8")
-    draft = Sweep(root, config, fail_trial=-1, baseline_trial=-1)
-    ok("baseline", *draft.flags())
-    ok("sweep", *draft.flags(), "--trials", "1")
-    study = load_existing_study(draft.storage, draft.study)
+    made = Sweep(tmp_path_factory.mktemp("export-study"))
+    made.config.write_text(demo_config_text(), encoding="utf-8")
+    rows = (tickets_dir / "test.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    made.test_file.write_text("".join(rows[:TEST_ROWS]), encoding="utf-8")
+    ok("baseline", *made.flags())
+    ok("sweep", *made.flags(), "--trials", "1")
+    study = made.load()
     study.add_trial(optuna.trial.create_trial(
         state=optuna.trial.TrialState.FAIL,
         user_attrs={"kind": "trial", "name": "trial (hand-made): qlora r64", "method": "qlora",
                     "fail_reason": "OutOfMemoryError: CUDA out of memory"}))
     numbers = {t.user_attrs.get("method"): t.number for t in study.trials}
-    return Sweep(root, config, fail_trial=numbers["qlora"], baseline_trial=numbers["baseline:classical"])
+    return Sweep(made.root, fail_trial=numbers["qlora"], baseline_trial=numbers["baseline:classical"])
 
 
 @pytest.fixture(scope="session")
 def trial(sweep):
     from optimizer.sweep import finalists
 
-    study = sweep.load()
-    [best] = finalists(study)
+    [best] = finalists(sweep.load())
     return best
 
 
@@ -131,17 +141,17 @@ def bundle(sweep) -> Exported:
 
 
 @pytest.fixture(scope="session")
-def predictor(bundle):
-    from optimizer.predict import load_bundle_predictor, open_bundle
-
-    return load_bundle_predictor(open_bundle(bundle.path))
+def predicted(sweep, bundle, tmp_path_factory) -> Predicted:
+    out = tmp_path_factory.mktemp("predict") / "predictions.jsonl"
+    result = ok("predict", str(bundle.path), str(sweep.test_file), "--out", str(out))
+    return Predicted([json.loads(line) for line in out.read_text().splitlines()], result.stderr)
 
 
 @pytest.fixture(scope="session")
-def predicted(bundle, tickets_dir, tmp_path_factory) -> Predicted:
-    out = tmp_path_factory.mktemp("predict") / "predictions.jsonl"
-    result = ok("predict", str(bundle.path), str(tickets_dir / "test.jsonl"), "--out", str(out))
-    return Predicted([json.loads(line) for line in out.read_text().splitlines()], result.stderr)
+def test_texts(sweep) -> list[str]:
+    from evals.data import load_examples
+
+    return [e.text for e in load_examples(sweep.test_file)]
 
 
 def card_test_accuracy(card: str) -> tuple[int, int]:
@@ -162,7 +172,7 @@ def test_the_bundle_stands_on_its_own(sweep, trial, bundle, smollm_tokenizer):
     from transformers import AutoTokenizer
 
     from evals.cost import roi
-    from evals.recommend import _money
+    from evals.report import money
     from evals.results import compute_dollars, trial_attrs
     from optimizer.config import load_config
 
@@ -172,14 +182,15 @@ def test_the_bundle_stands_on_its_own(sweep, trial, bundle, smollm_tokenizer):
             "labels.json", "prompt_template.json", "roitune.json", "README.md", "SHA256SUMS"} <= files
     assert not any(p.name.endswith((".partial", ".old")) for p in path.parent.iterdir())
 
-    # Every other file is listed with its true digest.
-    sums = dict(reversed(line.split("  ", 1)) for line in (path / "SHA256SUMS").read_text().splitlines())
+    # SHA256SUMS lists every other file with its true digest.
+    sums = {name: digest for digest, name in
+            (line.split("  ", 1) for line in (path / "SHA256SUMS").read_text().splitlines())}
     assert set(sums) == files - {"SHA256SUMS"}
     assert all(sha256(path / name) == digest for name, digest in sums.items())
 
     source = Path(trial.user_attrs["adapter_path"])
     assert json.loads((path / "roitune.json").read_text()) == json.loads((source / "roitune.json").read_text())
-    assert (path / "adapter_model.safetensors").read_bytes() == (source / "adapter_model.safetensors").read_bytes()
+    assert sha256(path / "adapter_model.safetensors") == sha256(source / "adapter_model.safetensors")
     adapter = json.loads((path / "adapter_config.json").read_text())
     assert adapter["r"] == 4 and adapter["base_model_name_or_path"] == SMOLLM_HUB_ID
     study = sweep.load()
@@ -197,15 +208,15 @@ def test_the_bundle_stands_on_its_own(sweep, trial, bundle, smollm_tokenizer):
     assert meta["base_model"] == SMOLLM_HUB_ID and meta["library_name"] == "peft"
     assert meta["tags"] == ["roitune", "lora", "text-classification"] and meta["pipeline_tag"]
     attrs = trial_attrs(study, trial)
-    correct, n = card_test_accuracy(card)
-    assert (correct, n) == (round(attrs["test_scores"]["accuracy"] * n), len(study.user_attrs["test_gold"]))
-    assert "| validation | 24 |" in card
-    assert f"{trial.user_attrs['cost_provenance']}, {trial.user_attrs['cost_source']}" in card
-    economics = load_config(sweep.config).economics
-    expected = roi(attrs["cost_per_item"], 1 - attrs["test_scores"]["accuracy"], economics,
+    validation, test = attrs["validation_scores"], attrs["test_scores"]
+    assert f"| validation | {validation['n']} |" in card
+    assert card_test_accuracy(card) == (round(test["accuracy"] * TEST_ROWS), TEST_ROWS)
+    assert f"({trial.user_attrs['cost_provenance']}, {trial.user_attrs['cost_source']})" in card
+    expected = roi(attrs["cost_per_item"], 1 - test["accuracy"], load_config(sweep.config).economics,
                    compute_dollars=compute_dollars(study))
-    assert f"monthly savings: {_money(expected.monthly_savings)}" in card
-    assert all(f"`{digest}`" in card for name, digest in sums.items() if name != "README.md")
+    assert f"monthly cost: {money(expected.monthly_cost)}" in card
+    assert f"monthly savings: {money(expected.monthly_savings)}" in card
+    assert all(f"| {name} | `{digest}` |" in card for name, digest in sums.items() if name != "README.md")
 
     assert bundle.stdout.strip() == (f"vllm serve {SMOLLM_HUB_ID} --enable-lora --lora-modules "
                                      f"bundle={path} --max-lora-rank 8")
@@ -219,33 +230,56 @@ def test_the_bundle_stands_on_its_own(sweep, trial, bundle, smollm_tokenizer):
 ])
 def test_what_cannot_be_exported_is_one_line_and_exit_2(sweep, tmp_path, which, needles):
     number = {"fail": sweep.fail_trial, "baseline": sweep.baseline_trial}.get(which, which)
-    out = tmp_path / "bundle"
 
-    result = roitune("export", *sweep.flags(), "--trial", str(number), "--out", str(out))
+    result = roitune("export", *sweep.flags(), "--trial", str(number), "--out", str(tmp_path / "bundle"))
 
     assert_one_line_error(result, *needles)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("cost_per_error, expected", [(0.05, "accurate"), (0.0, "cheap")])
+def test_best_of_a_pareto_study_is_the_front_member_with_the_lowest_monthly_cost(cost_per_error, expected):
+    import optuna
+
+    from evals.cost import Economics
+    from optimizer.export import best_trial
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+
+    def add(name: str, kind: str, accuracy: float, cost_per_item: float) -> None:
+        scores = {"accuracy": accuracy, "macro_f1": accuracy, "accuracy_ci": [accuracy - 0.05, accuracy + 0.05],
+                  "macro_f1_ci": [accuracy - 0.05, accuracy + 0.05], "n": 200}
+        study.add_trial(optuna.trial.create_trial(
+            values=[accuracy, cost_per_item],
+            user_attrs={"kind": kind, "name": name, "cost_per_item": cost_per_item, "cost_provenance": "measured",
+                        "items_per_second": 1.0, "validation_scores": scores}))
+
+    add("accurate", "trial", 0.90, 1e-4)  # on the front
+    add("cheap", "trial", 0.80, 1e-5)  # on the front
+    add("dominated", "trial", 0.70, 1e-3)
+    add("baseline:classical", "baseline", 0.60, 1e-6)  # cheapest of all, but not an adapter
+    economics = Economics(cost_per_error=cost_per_error)
+
+    assert best_trial(study, economics).user_attrs["name"] == expected
 
 
 def test_an_interrupted_export_leaves_nothing(sweep, tmp_path, monkeypatch):
     import optimizer.export
 
     def interrupt(folder: Path, text: str) -> None:
-        assert (folder / "adapter_model.safetensors").is_file()  # well past the start
+        assert (folder / "adapter_model.safetensors").is_file()  # well into the export
         raise KeyboardInterrupt
 
     monkeypatch.setattr(optimizer.export, "_write_card", interrupt)
-    out = tmp_path / "bundle"
 
-    result = roitune("export", *sweep.flags(), "--out", str(out))
+    result = roitune("export", *sweep.flags(), "--out", str(tmp_path / "bundle"))
 
     assert result.exit_code != 0
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_killed_export_leaves_nothing_at_out_and_the_next_cleans_up(sweep, tmp_path):
-    out = tmp_path / "bundle"
-    partial = tmp_path / "bundle.partial"
+    out, partial = tmp_path / "bundle", tmp_path / "bundle.partial"
     # --merge keeps the export busy (loading and saving a whole model) well after the adapter is in.
     command = [sys.executable, "-m", "optimizer.cli", "export", *sweep.flags(), "--out", str(out), "--merge"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -261,7 +295,7 @@ def test_a_killed_export_leaves_nothing_at_out_and_the_next_cleans_up(sweep, tmp
         process.stderr.close()
 
     assert not out.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["bundle.partial"]  # marked partial
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle.partial"]
 
     ok("export", *sweep.flags(), "--out", str(out))
     assert (out / "README.md").is_file() and not partial.exists()
@@ -275,9 +309,8 @@ def test_a_killed_export_leaves_nothing_at_out_and_the_next_cleans_up(sweep, tmp
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
-def test_merged_model_predicts_like_the_adapter(sweep, bundle, predictor, tickets_dir, tmp_path):
+def test_the_merged_model_predicts_like_the_adapter(sweep, bundle, predicted, test_texts, tmp_path):
     from evals.classify import LabelScorer
-    from evals.data import load_examples
     from evals.models import load_causal_lm, load_tokenizer
     from optimizer.predict import open_bundle
 
@@ -285,32 +318,70 @@ def test_merged_model_predicts_like_the_adapter(sweep, bundle, predictor, ticket
     ok("export", *sweep.flags(), "--out", str(out), "--merge")
     merged = out / "merged"
     assert (merged / "model.safetensors").is_file() and (merged / "tokenizer.json").is_file()
-    assert not (merged / "adapter_config.json").exists()  # a plain model: no PEFT needed
-    assert "merged/model.safetensors" in (out / "SHA256SUMS").read_text()
+    assert not (merged / "adapter_config.json").exists()  # a plain model: no PEFT needed to load it
+    assert "  merged/model.safetensors" in (out / "SHA256SUMS").read_text()
 
     spec = open_bundle(bundle.path).spec
     scorer = LabelScorer(load_causal_lm(str(merged), device="cpu"), load_tokenizer(str(merged)), spec.template(),
                          max_prompt_tokens=spec.max_tokens)
-    texts = [e.text for e in load_examples(tickets_dir / "test.jsonl")[:40]]
-    mine, theirs = scorer.predict(texts), predictor.predict(texts)
+    merged_predictions = scorer.predict(test_texts)
 
-    same = sum(a.label == b.label for a, b in zip(mine, theirs))
-    assert same >= 0.99 * len(texts)
-    assert max(abs(a.distribution[b.label] - b.probability) for a, b in zip(mine, theirs)) < 1e-3
+    same = sum(p.label == line["label"] for p, line in zip(merged_predictions, predicted.lines))
+    assert same >= 0.99 * len(test_texts)
+    assert max(abs(p.distribution[line["label"]] - line["probability"])
+               for p, line in zip(merged_predictions, predicted.lines)) < 1e-3
+
+
+@pytest.mark.parametrize("method, head", [("qlora", "generative"), ("lora", "classifier")])
+def test_qlora_merges_dequantised_and_a_classifier_head_points_to_roitune_serve(tmp_path, smollm_tokenizer,
+                                                                                method, head):
+    """On the tiny random Llama (seconds, not minutes): what differs from a plain LoRA bundle."""
+    from evals.classify import HeadClassifier, LabelScorer
+    from evals.data import load_examples
+    from evals.models import load_causal_lm, load_sequence_classifier, load_tokenizer
+    from optimizer.predict import load_bundle_predictor, open_bundle
+    from sweep_fixtures import tiny_config, write_tiny_model
+
+    model = write_tiny_model(tmp_path / "model", smollm_tokenizer)
+    config = tiny_config(tmp_path, model, methods=[method], heads=[head], epochs=[1])
+    ok("sweep", "-c", str(config))
+    out = tmp_path / "bundle"
+
+    result = ok("export", "-c", str(config), "--out", str(out), "--merge")
+
+    card = (out / "README.md").read_text()
+    found = open_bundle(out)
+    adapter = load_bundle_predictor(found)
+    merged_path, labels = str(out / "merged"), list(found.spec.labels)
+    texts = [e.text for e in load_examples(tmp_path / "data" / "test.jsonl")]
+    if head == "classifier":
+        assert "does not cover a custom classification (score) head" in result.stdout
+        assert f"roitune serve {out}" in result.stdout and "vllm serve" not in result.stdout
+        assert "pipeline_tag: text-classification" in card
+        merged = HeadClassifier(load_sequence_classifier(merged_path, labels, device="cpu").eval(),
+                                load_tokenizer(merged_path), labels, max_tokens=found.spec.max_tokens)
+    else:
+        assert found.spec.quantization == "nf4"
+        assert "dequantised" in result.stderr and "dequantised" in card
+        merged = LabelScorer(load_causal_lm(merged_path, device="cpu"), load_tokenizer(merged_path),
+                             found.spec.template(), max_prompt_tokens=found.spec.max_tokens)
+    ours, theirs = merged.predict(texts), adapter.predict(texts)
+    agree = sum(a.label == b.label for a, b in zip(ours, theirs)) / len(texts)
+    # A QLoRA adapter ran on a 4-bit base; merged, it runs on the full-precision weights.
+    assert agree == 1.0 if head == "classifier" else agree >= 0.75
 
 
 # -- predict -------------------------------------------------------------------------------
 
 
-def test_predict_gives_the_sweeps_own_test_predictions(sweep, trial, bundle, predicted, tickets_dir):
+def test_predict_gives_the_sweeps_own_test_predictions(sweep, trial, bundle, predicted):
     from evals.results import trial_attrs
 
     study = sweep.load()
     labels = study.user_attrs["labels"]
     stored = [labels[i] for i in trial_attrs(study, trial)["test_predictions"]]
-    rows = (tickets_dir / "test.jsonl").read_text().splitlines()
 
-    assert [line["id"] for line in predicted.lines] == list(range(1, len(rows) + 1))  # no id field: line numbers
+    assert [line["id"] for line in predicted.lines] == list(range(1, TEST_ROWS + 1))  # no "id": line numbers
     assert [line["label"] for line in predicted.lines] == stored
     assert all(0 < line["probability"] <= 1 for line in predicted.lines)
 
@@ -321,27 +392,30 @@ def test_predict_gives_the_sweeps_own_test_predictions(sweep, trial, bundle, pre
     assert float(shown.group(1)) == round(100 * correct / n, 1)
 
 
-def test_predict_reads_unlabelled_csv_and_reports_bad_lines(bundle, predictor, tmp_path):
-    tickets = ["My parcel never arrived", "I forgot my password", "The router keeps dropping wifi"]
-    csv = tmp_path / "new.csv"
-    csv.write_text("id,text\n" + "".join(f"t{i},{text}\n" for i, text in enumerate(tickets)))
+def test_predict_reads_unlabelled_csv_and_reports_every_bad_line(bundle, predicted, test_texts, tmp_path):
+    import csv
 
-    result = ok("predict", str(bundle.path), str(csv), "--batch-size", "2")
+    new = tmp_path / "new.csv"
+    with new.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("id", "text"), *((f"t{i}", text) for i, text in enumerate(test_texts[:3]))])
+
+    result = ok("predict", str(bundle.path), str(new), "--batch-size", "2")
 
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["id"] for line in lines] == ["t0", "t1", "t2"]
-    assert [line["label"] for line in lines] == [p.label for p in predictor.predict(tickets)]
+    assert [line["label"] for line in lines] == [line["label"] for line in predicted.lines[:3]]
     assert "accuracy" not in result.stderr
 
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"text": "fine", "label": "double_charge"}\n{"label": "double_charge"}\n'
+    bad.write_text('{"text": "my card was charged twice", "label": "double_charge"}\n{"label": "double_charge"}\n'
                    '{"text": "hello", "label": "not_a_label"}\n{"messages": [{"role": "system", "content": "x"}]}\n')
     out = tmp_path / "out.jsonl"
     failed = roitune("predict", str(bundle.path), str(bad), "--out", str(out))
+
     assert failed.exit_code == 2
     errors = failed.stderr.splitlines()
     assert [e.split(": ", 2)[1] for e in errors] == [f"{bad}:2", f"{bad}:3", f"{bad}:4"]
-    assert "not_a_label" in errors[1] and "user message" in errors[2]
+    assert "'not_a_label'" in errors[1] and "user message" in errors[2]
     assert not out.exists()
 
 
@@ -349,10 +423,11 @@ def test_predict_reads_unlabelled_csv_and_reports_bad_lines(bundle, predictor, t
 
 
 @pytest.fixture(scope="module")
-def bundle_classifier(bundle, predictor):
-    from optimizer.predict import BundleClassifier, open_bundle
+def bundle_classifier(bundle):
+    from optimizer.predict import BundleClassifier, load_bundle_predictor, open_bundle
 
-    return BundleClassifier(open_bundle(bundle.path), predictor)
+    found = open_bundle(bundle.path)
+    return BundleClassifier(found, load_bundle_predictor(found))
 
 
 @contextmanager
@@ -369,40 +444,40 @@ def running(classifier, **limits) -> Iterator:
 
 
 def raw_post(server, body: bytes) -> int:
+    """POST a body the SDK would never send; returns the status of the JSON error reply."""
     host, port = server.server_address[:2]
     conn = http.client.HTTPConnection(host, port, timeout=30)
-    conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
-    response = conn.getresponse()
-    assert "error" in json.loads(response.read())
-    conn.close()
-    return response.status
+    try:
+        conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert "error" in json.loads(response.read())
+        return response.status
+    finally:
+        conn.close()
 
 
 def conversation(text: str) -> list[dict]:
     return [{"role": "system", "content": "Route the ticket."}, {"role": "user", "content": text}]
 
 
-def test_openai_sdk_gets_labels_and_usage_from_roitune_serve(bundle_classifier, predictor, tickets_dir):
-    from evals.data import load_examples
-
-    texts = [e.text for e in load_examples(tickets_dir / "test.jsonl")[:8]]
-    expected = [p.label for p in predictor.predict(texts)]
+def test_the_openai_sdk_gets_labels_and_usage_from_the_served_bundle(bundle_classifier, predicted, test_texts):
+    texts, expected = test_texts[:8], [line["label"] for line in predicted.lines[:8]]
     with running(bundle_classifier) as server:
-        client = openai.OpenAI(api_key="unused", base_url=server.base_url, max_retries=0, timeout=120)
+        client = openai.OpenAI(api_key="unused", base_url=server.base_url, max_retries=0, timeout=300)
         assert [m.id for m in client.models.list()] == ["bundle"]
 
         reply = client.chat.completions.create(model="bundle", messages=conversation(texts[0]))
         assert reply.choices[0].message.content == expected[0]
-        label_tokens = predictor.tokenizer(expected[0], add_special_tokens=False)["input_ids"]
-        assert reply.usage.prompt_tokens == len(predictor.prompt_ids(texts[0]))
-        assert reply.usage.completion_tokens == len(label_tokens) > 0
+        scorer = bundle_classifier.predictor
+        assert reply.usage.prompt_tokens == len(scorer.prompt_ids(texts[0]))
+        assert reply.usage.completion_tokens == len(scorer.tokenizer(expected[0], add_special_tokens=False)["input_ids"])
         assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
 
         assert raw_post(server, b'{"model": "bundle", "messages": [') == 400
         assert raw_post(server, b'{"model": "bundle"}') == 400
         assert raw_post(server, json.dumps({"model": "bundle", "messages": [{"role": "user"}]}).encode()) == 400
 
-        def ask(text: str) -> str:
+        def ask(text: str) -> str | None:
             return client.chat.completions.create(model="bundle", messages=conversation(text)).choices[0].message.content
 
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -415,16 +490,16 @@ def test_an_oversize_body_is_refused(bundle_classifier):
         assert raw_post(server, json.dumps(big).encode()) == 413
 
 
-def test_hosted_client_scores_the_served_bundle_like_predict(bundle_classifier, predicted, tickets_dir,
-                                                             tmp_path, monkeypatch):
+def test_the_hosted_client_scores_the_served_bundle_like_predict(sweep, bundle_classifier, predicted, tmp_path,
+                                                                 monkeypatch):
     from evals.data import load_examples
     from evals.hosted import HostedSpec, run_hosted
 
     monkeypatch.setenv("ROITUNE_TEST_SERVE_KEY", "unused")
-    examples = load_examples(tickets_dir / "test.jsonl")
+    examples = load_examples(sweep.test_file)
     with running(bundle_classifier) as server:
         spec = HostedSpec(base_url=server.base_url, model="bundle", api_key_env="ROITUNE_TEST_SERVE_KEY",
-                          input_price_per_mtok=0.1, output_price_per_mtok=0.4, concurrency=4, timeout_s=120)
+                          input_price_per_mtok=0.1, output_price_per_mtok=0.4, concurrency=4, timeout_s=300)
         result = run_hosted(spec, [conversation(e.text) for e in examples], [e.label for e in examples],
                             cache_dir=tmp_path / "cache", label_set=bundle_classifier.labels)
 

@@ -25,7 +25,7 @@ def postgres_url():
 
 def test_two_workers_share_one_study_and_run_each_trial_once(tmp_path, smollm_tokenizer, postgres_url):
     model = write_tiny_model(tmp_path / "model", smollm_tokenizer)
-    config = tiny_config(tmp_path, model, rank=[4, 8, 16], epochs=[1], trials=4)
+    config = tiny_config(tmp_path, model, rank=[4, 8, 16], epochs=[1], trials=4, pruner="none")
     roitune = [sys.executable, "-m", "optimizer.cli", "sweep", "-c", str(config),
                "--storage", postgres_url, "--study", "shared"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

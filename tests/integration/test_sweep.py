@@ -14,6 +14,8 @@ from evals.results import load_existing_study, sweep_trials
 from optimizer.cli import app
 from sweep_fixtures import tiny_config, write_tiny_model
 
+SMOLLM = "smollm2-135m-instruct"
+
 runner = CliRunner()
 
 
@@ -57,10 +59,13 @@ def untrained_accuracy(model_dir, config, head: str) -> float:
     return sum(p.label == e.label for p, e in zip(predictions, splits.validation)) / len(splits.validation)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,head", [("lora", "generative"), ("qlora", "generative"),
                                          ("dpo", "generative"), ("lora", "classifier")])
-def test_each_method_trains_and_beats_the_untrained_base(tmp_path, tiny_model, method, head):
-    config = tiny_config(tmp_path, tiny_model, methods=[method], heads=[head], dpo_pairs=["mined"])
+def test_each_method_trains_and_beats_the_untrained_base(tmp_path, method, head):
+    # The real bundled model: a random tiny one needs far more steps to learn anything.
+    config = tiny_config(tmp_path, SMOLLM, methods=[method], heads=[head], dpo_pairs=["mined"],
+                         epochs=[2], learning_rate={"low": 2e-3, "high": 2e-3}, per_label=(8, 6, 4))
     sweep(config)
     [trial] = sweep_trials(study_of(config))
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
@@ -68,8 +73,8 @@ def test_each_method_trains_and_beats_the_untrained_base(tmp_path, tiny_model, m
     assert attrs["method"] == method and attrs["settings"]["head"] == head
     assert attrs["training"]["loss_last"] < attrs["training"]["loss_first"]
     trained = attrs["validation_scores"]["accuracy"]
-    untrained = untrained_accuracy(tiny_model, config, head)
-    assert trained >= untrained + 0.25, (trained, untrained)
+    untrained = untrained_accuracy(SMOLLM, config, head)
+    assert trained >= 0.75 and trained >= untrained + 0.15, (trained, untrained)
     # Priced like a baseline, with the adapter saved where the attrs say.
     assert attrs["cost_per_item"] > 0 and attrs["items_per_second"] > 0 and attrs["train_dollars"] > 0
     assert (tmp_path / "runs").exists()
