@@ -368,7 +368,7 @@ def test_qlora_merges_dequantised_and_a_classifier_head_points_to_roitune_serve(
     ours, theirs = merged.predict(texts), adapter.predict(texts)
     agree = sum(a.label == b.label for a, b in zip(ours, theirs)) / len(texts)
     # A QLoRA adapter ran on a 4-bit base; merged, it runs on the full-precision weights.
-    assert agree == 1.0 if head == "classifier" else agree >= 0.75
+    assert agree == 1.0 if head == "classifier" else agree >= 0.9
 
 
 # -- predict -------------------------------------------------------------------------------

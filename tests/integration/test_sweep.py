@@ -100,7 +100,7 @@ def test_a_second_run_resumes_to_the_requested_total(tmp_path, tiny_model):
 
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_sweep_goes_on(tmp_path, tiny_model):
-    config = tiny_config(tmp_path, tiny_model, epochs=[1], learning_rate={"low": 1e6, "high": 1e6})
+    config = tiny_config(tmp_path, tiny_model, epochs=[1], learning_rate={"low": 1e30, "high": 1e30})
     result = sweep(config, "--trials", "2")
     trials = sweep_trials(study_of(config))
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 2
