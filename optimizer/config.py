@@ -46,6 +46,7 @@ class Config(BaseModel):
     budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Spending limits.")
     storage: str = Field("sqlite:///runs/roitune.db", description="Optuna storage URL (SQLite or PostgreSQL).")
     study: str = Field("roitune", description="Study name inside the storage.")
+    heartbeat_s: int = Field(20, ge=1, description="Trial heartbeat; a trial silent for 3x this is failed and retried.")
     runs_dir: str = Field("runs", description="Where adapters, caches and reports are written.")
     seed: int = Field(0, description="Seed for splits, sampling and training.")
 

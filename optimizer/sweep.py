@@ -22,9 +22,6 @@ from optimizer.config import Config
 from optimizer.ladder import load_data
 from optimizer.trial import TrialRun, Workbench
 
-HEARTBEAT_S = 20
-
-
 class SurplusTrial(RuntimeError):
     """Another worker already started the last trial the study needed."""
 
@@ -82,7 +79,7 @@ def run_sweep(cfg: Config, *, console: Console, on_step=None) -> SweepSummary:
 
     spec = cfg.search
     splits = load_data(cfg, console)
-    study = open_study(cfg.storage, cfg.study, spec.objective, heartbeat_interval=HEARTBEAT_S,
+    study = open_study(cfg.storage, cfg.study, spec.objective, heartbeat_interval=cfg.heartbeat_s,
                        sampler=optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=4),
                        pruner=_make_pruner(spec.pruner, spec.evals_per_epoch * max(spec.epochs)))
     remember_split(study, splits.labels, splits.test)
