@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboards.data import Context, Snapshot
@@ -18,6 +19,7 @@ from evals.report import (
     COLOURS,
     QUALITY_METRICS,
     Report,
+    headline_text,
     is_hosted,
     key_numbers,
     money,
@@ -84,6 +86,7 @@ def overview(ctx: Context) -> None:
     st.caption(f"Study **{ctx.snapshot.study}**: {len(report.ranked)} candidates scored on the same held-out "
                f"items and priced per item, against {e.current_solution} at {e.tickets_per_month:,} items a month.")
     _sentence(report)
+    st.markdown(f"**{headline_text(report)}**")
     _metrics(key_numbers(report))
     st.subheader("The ladder, cheapest monthly cost first")
     _ladder(report, OVERVIEW_COLUMNS)
@@ -218,17 +221,15 @@ def _varying_params(complete: Sequence) -> list[str]:
 
 def _importances(snap: Snapshot) -> None:
     complete = [t for t in snap.trials if t.state.name == "COMPLETE" and t.values]
-    varying = _varying_params(complete)
     if len(complete) < 2:
         st.info(f"Parameter importances need at least 2 completed trials; the sweep has {len(complete)}.")
         return
+    varying = _varying_params(complete)
     if not varying:
         st.info(f"The {len(complete)} completed trials all used the same settings: nothing to attribute.")
         return
     importances = param_importances(snap.fingerprint, _trials=complete, _directions=snap.directions,
                                     _params=varying)
-    import plotly.graph_objects as go
-
     names = list(importances)[::-1]
     figure = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h",
                               marker_color=COLOURS["trial"]))
@@ -259,8 +260,6 @@ def _intermediate(snap: Snapshot) -> None:
     if not reported:
         st.info("No trial has reported a validation check yet (the pruner needs them; checks run during training).")
         return
-    import plotly.graph_objects as go
-
     figure = go.Figure()
     for t in reported:
         steps = sorted(t.intermediate_values)
@@ -306,9 +305,7 @@ def _candidate_label(c: Candidate) -> str:
     return f"{c.name}{hosted}: {pct(c.accuracy)} on {c.split}"
 
 
-def confusion_figure(scores: dict[str, Any], labels: Sequence[str], show_correct: bool):
-    import plotly.graph_objects as go
-
+def confusion_figure(scores: dict[str, Any], labels: Sequence[str], show_correct: bool) -> go.Figure:
     columns = scores.get("confusion_columns") or list(labels)
     rows = [list(r) for r in scores["confusion"]]
     if not show_correct:  # blank the diagonal so the confusions set the colour scale
@@ -321,9 +318,7 @@ def confusion_figure(scores: dict[str, Any], labels: Sequence[str], show_correct
     return figure
 
 
-def per_class_figure(per_class_f1: dict[str, float]):
-    import plotly.graph_objects as go
-
+def per_class_figure(per_class_f1: dict[str, float]) -> go.Figure:
     ordered = sorted(per_class_f1.items(), key=lambda kv: kv[1], reverse=True)  # worst at the top
     figure = go.Figure(go.Bar(x=[v for _, v in ordered], y=[k for k, _ in ordered], orientation="h",
                               marker_color=COLOURS["baseline"], hovertemplate="%{y}: F1 %{x:.2f}<extra></extra>"))

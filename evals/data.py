@@ -110,7 +110,8 @@ def _decoded_lines(path: Path) -> tuple[list[tuple[int, str]], list[str]]:
     return lines, problems
 
 
-def _string(value: object) -> str | None:
+def text_value(value: object) -> str | None:
+    """The stripped string, or None when missing, empty or not a string."""
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
@@ -126,14 +127,19 @@ def _parse_chat(row: dict) -> tuple[str | None, str | None, str | None]:
             return None, None, f"field 'messages[{index}].content': must be a string"
     users = [m["content"] for m in messages if m["role"] == "user"]
     answers = [m["content"] for m in messages if m["role"] == "assistant"]
-    if not users or not _string(users[-1]):
+    if not users or not text_value(users[-1]):
         return None, None, "field 'messages': no non-empty user message (the text)"
-    if not answers or not _string(answers[-1]):
+    if not answers or not text_value(answers[-1]):
         return None, None, "field 'messages': no non-empty assistant message (the label)"
     return users[-1].strip(), answers[-1].strip(), None
 
 
-def _jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
+def read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
+    """(line number, row) pairs of a JSONL or CSV file, and its problems as file:line: reason."""
+    return (csv_rows if path.suffix.lower() == ".csv" else jsonl_rows)(path)
+
+
+def jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     lines, problems = _decoded_lines(path)
     rows = []
     for number, text in lines:
@@ -149,7 +155,7 @@ def _jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     return rows, problems
 
 
-def _csv_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
+def csv_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     lines, problems = _decoded_lines(path)
     if problems:
         return [], problems
@@ -178,15 +184,14 @@ def load_examples(
     ``labels``, when given, is the closed label set: any other label is an error.
     """
     path = Path(path)
-    reader = _csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows
-    rows, problems = reader(path)
+    rows, problems = read_rows(path)
     allowed = set(labels) if labels else None
     examples = []
     for number, row in rows:
         if "messages" in row:
             text, label, problem = _parse_chat(row)
         else:
-            text, label, problem = _string(row.get(text_field)), _string(row.get(label_field)), None
+            text, label, problem = text_value(row.get(text_field)), text_value(row.get(label_field)), None
             if text_field not in row:
                 problem = f"missing field '{text_field}' (or 'messages')"
             elif text is None:
@@ -211,11 +216,11 @@ def load_examples(
 def load_preferences(path: str | Path, *, labels: list[str] | None = None) -> list[PreferencePair]:
     """Read preference pairs ``{prompt, chosen, rejected}``; raise DataError on any bad line."""
     path = Path(path)
-    rows, problems = _jsonl_rows(path)
+    rows, problems = jsonl_rows(path)
     allowed = set(labels) if labels else None
     pairs = []
     for number, row in rows:
-        values = {key: _string(row.get(key)) for key in ("prompt", "chosen", "rejected")}
+        values = {key: text_value(row.get(key)) for key in ("prompt", "chosen", "rejected")}
         missing = [key for key, value in values.items() if value is None]
         if missing:
             problems.append(f"{path}:{number}: field '{missing[0]}': missing, empty or not a string")

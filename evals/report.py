@@ -127,13 +127,22 @@ def volume_text(x: float | None) -> str:
     return "any" if x == 0 else f"{x:,.0f}/month"
 
 
+def headline_text(report: Report) -> str:
+    """Which candidate the key numbers are about, and why that one."""
+    best = report.headline
+    if best is None:
+        return f"No candidate scored yet; {report.economics.current_solution} costs:"
+    why = "recommended" if best.candidate.name == report.recommendation.winner else "cheapest"
+    return f"{best.candidate.name} ({why}) against {report.economics.current_solution}:"
+
+
 def key_numbers(report: Report) -> list[tuple[str, str]]:
-    """(label, value) pairs for the headline: the current cost, then the chosen candidate's."""
+    """(label, value) pairs: the current monthly cost, then the headline candidate's figures."""
     numbers = [("Current monthly cost", money(report.current_monthly_cost))]
     best = report.headline
     if best is not None:
         numbers += [
-            (f"{best.candidate.name}: monthly cost", money(best.roi.monthly_cost)),
+            ("Candidate monthly cost", money(best.roi.monthly_cost)),
             ("Monthly savings", money(best.roi.monthly_savings)),
             ("Payback", payback_text(best.roi.payback_months)),
         ]
@@ -239,7 +248,9 @@ def pareto_figure(report: Report, metric: str = "accuracy") -> go.Figure:
             continue
         fig.add_trace(go.Scatter(
             x=[_log_safe(p.cost_per_item) for p in chosen], y=[p.quality for p in chosen],
-            mode="markers+text", name=label, text=[_tag(p) for p in chosen], textposition="top center",
+            mode="markers+text", name=label, text=[_tag(p) for p in chosen],
+            # Alternate above and below, so neighbours' labels (similar trials) do not overprint.
+            textposition=["top center" if i % 2 == 0 else "bottom center" for i in range(len(chosen))],
             customdata=[[p.name, money(p.cost_per_item), p.split, "yes" if p.on_front else "no"] for p in chosen],
             hovertemplate="%{customdata[0]}<br>" + QUALITY_METRICS[metric] + " %{y:.1%} (%{customdata[2]})"
                           "<br>%{customdata[1]} an item<br>on the front: %{customdata[3]}<extra></extra>",
@@ -400,6 +411,7 @@ def render_html(report: Report) -> str:
 <p class="muted">Every candidate scored on the same held-out items and priced per item; ranked by monthly cost
 (serving + errors) against {html.escape(report.economics.current_solution)}.</p>
 <p class="sentence {report.recommendation.reason}">{html.escape(report.recommendation.sentence)}</p>
+<p><strong>{html.escape(headline_text(report))}</strong></p>
 <div class="numbers">{_numbers_html(report)}</div>
 <h2>Candidates</h2>
 {_table_html(report)}

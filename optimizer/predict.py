@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 # The training data's row readers: a file that trains also predicts, with the same line numbers.
-from evals.data import DataError, _csv_rows, _jsonl_rows, _string
+from evals.data import DataError, read_rows, text_value
 from optimizer.adapters import AdapterSpec
 from optimizer.serve import Answer
 
@@ -68,17 +68,17 @@ def _chat_fields(messages: Any) -> tuple[str | None, str | None, str | None]:
         return None, None, "field 'messages': must be a list of {role, content} objects with string values"
     users = [m["content"] for m in messages if m["role"] == "user"]
     answers = [m["content"] for m in messages if m["role"] == "assistant"]
-    text = _string(users[-1]) if users else None
+    text = text_value(users[-1]) if users else None
     if text is None:
         return None, None, "field 'messages': no non-empty user message (the text)"
-    return text, _string(answers[-1]) if answers else None, None
+    return text, text_value(answers[-1]) if answers else None, None
 
 
 def _row_fields(row: dict, text_field: str, label_field: str) -> tuple[str | None, str | None, str | None]:
     """(text, label or None, problem) of one row; an absent or empty label is no label."""
     if "messages" in row:
         return _chat_fields(row["messages"])
-    text = _string(row.get(text_field))
+    text = text_value(row.get(text_field))
     if text is None:
         problem = f"missing field '{text_field}' (or 'messages')" if text_field not in row else \
             f"field '{text_field}': empty or not a string"
@@ -86,13 +86,13 @@ def _row_fields(row: dict, text_field: str, label_field: str) -> tuple[str | Non
     label = row.get(label_field)
     if label is not None and not isinstance(label, str):
         return None, None, f"field '{label_field}': not a string"
-    return text, _string(label), None
+    return text, text_value(label), None
 
 
 def read_items(path: Path, labels: Sequence[str], *, text_field: str = "text",
                label_field: str = "label") -> list[Item]:
     """Every row of a JSONL or CSV file, label optional; raise DataError listing every bad line."""
-    rows, problems = (_csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows)(path)
+    rows, problems = read_rows(path)
     known = set(labels)
     items = []
     for line, row in rows:

@@ -164,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not _valid_messages(messages):
             raise _ApiError(
                 HTTPStatus.BAD_REQUEST,
-                "'messages' must be a non-empty list of {role, content} objects",
+                "'messages' must be a list of {role, content} objects with a user message",
                 "invalid_messages",
             )
         if request.get("stream"):
@@ -287,6 +287,8 @@ def _valid_messages(messages: Any) -> bool:
             and isinstance(m.get("content"), str | list)
             for m in messages
         )
+        # The ticket is the last user message: without one there is nothing to classify.
+        and any(m["role"] == "user" for m in messages)
     )
 
 

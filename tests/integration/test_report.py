@@ -14,8 +14,10 @@ from typer.testing import CliRunner
 from evals.cost import roi
 from evals.recommend import recommend
 from evals.results import candidates, compute_dollars, load_existing_study, sweep_trials
+from optimizer import cli
 from optimizer.cli import app
 from optimizer.config import load_config
+from optimizer.tables import dollars
 
 pytestmark = pytest.mark.slow  # the session's study trains two adapters on CPU
 
@@ -85,11 +87,16 @@ def test_candidate_numbers_are_the_roi_of_its_measurements(study: StudyFiles, re
     assert report["economics"]["one_off_cost"] == pytest.approx(one_off)
 
 
-def test_table_then_the_sentence(study: StudyFiles, report: dict):
+def test_table_then_the_sentence(study: StudyFiles, report: dict, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(cli.out, "width", 200)  # CliRunner's 80 columns would truncate the cells
     output = invoke("report", *study.cli_flags())
-    flat = " ".join(output.split())  # rich wraps long lines at the terminal width
-    assert "Candidates in study 't'" in flat
-    assert "$/month" in flat and "payback" in flat
+
+    assert "Candidates in study 't'" in output
+    rows = [line for line in output.splitlines() if line.startswith("│")]
+    for row, candidate in zip(rows, report["candidates"], strict=True):
+        assert candidate["name"] in row and dollars(candidate["monthly_cost"]) in row
+        assert dollars(candidate["monthly_savings"]) in row
+    flat = " ".join(output.split())  # the sentence wraps at the terminal's width
     assert flat.endswith(" ".join(report["recommendation"]["sentence"].split()))
 
 
