@@ -11,8 +11,8 @@ split is not on this machine, so a stratified 20% is held out as test with
 - zero-shot and few-shot (k=4 nearest neighbours by MiniLM embedding, RAG-style) prompt the
   bundled SmolLM2-135M-Instruct with the 77-label list, label-constrained
   (``evals.classify.LabelScorer``); they are scored on a label-balanced subset of test
-  (``--llm-items``, default 40 = one query from each of 40 intents drawn at random: each item costs ~10 s on
-  this CPU, because every prompt carries the ~560-token label list), and classical / embedding
+  (``--llm-items``, default 24 = one query from each of 24 intents drawn at random: each item costs ~15-30 s on
+  this shared CPU, because every prompt carries the ~560-token label list), and classical / embedding
   are reported on the same subset too, with a paired McNemar test against classical.
 
 Quality: accuracy and macro-F1 with 95% percentile-bootstrap intervals (1,000 resamples,
@@ -44,8 +44,8 @@ def subset_scores(result, indices, labels):
 
 def main() -> None:
     p = parser(__doc__.split("\n")[0])
-    p.add_argument("--llm-items", type=int, default=40, help="Test items for zero-/few-shot (one per intent, "
-                                                              "cycling through intents; default 40).")
+    p.add_argument("--llm-items", type=int, default=24, help="Test items for zero-/few-shot (one per intent, "
+                                                              "cycling through intents; default 24).")
     p.add_argument("--k", type=int, default=4, help="Few-shot examples per prompt (nearest neighbours).")
     args = p.parse_args()
     info = setup(args.threads)
@@ -57,6 +57,23 @@ def main() -> None:
     from evals.metrics import mcnemar
     from evals.models import load_causal_lm, load_tokenizer
 
+    # The embedding baseline and the few-shot retriever both embed all 8,002 train queries with
+    # the same encoder (run_ladder does too); memoise that one matrix so this run pays it once
+    # (~4.5 min here). Same function, same inputs, same numbers: a bench-side cache only.
+    import evals.baselines as ladder
+
+    original_embed, memo = ladder.embed, {}
+
+    def embed_once(encoder, tokenizer, texts, *, batch_size=64):
+        key = (encoder.config.name_or_path, tuple(texts)) if len(texts) > 1000 else None
+        if key is not None and key in memo:
+            return memo[key]
+        out = original_embed(encoder, tokenizer, texts, batch_size=batch_size)
+        if key is not None:
+            memo[key] = out
+        return out
+
+    ladder.embed = embed_once
     load = LoadSampler()
     hardware = hardware_price()
     examples, labels = load_banking77()

@@ -128,8 +128,8 @@ def recommend(
         cheapest = ([r for r in ranked if r.candidate.kind != "current"] or ranked)[0]
         sentence = (
             f"Keep {economics.current_solution}: no candidate costs less than its "
-            f"{_money(cheapest.roi.current_monthly_cost)}/month; the cheapest, "
-            f"{_label(cheapest.candidate)}, would cost {_money(cheapest.roi.monthly_cost)}/month."
+            f"{money(cheapest.roi.current_monthly_cost)}/month; the cheapest, "
+            f"{_label(cheapest.candidate)}, would cost {money(cheapest.roi.monthly_cost)}/month."
         )
         return Recommendation(sentence + note, None, "keep_current", evidence)
 
@@ -151,11 +151,12 @@ def recommend(
                 evidence["comparison"] = _comparison_dict(adapter.candidate, base.candidate, comp)
                 cheaper_by = adapter.roi.monthly_cost - base.roi.monthly_cost
                 sentence = (
-                    f"Don't fine-tune: {_label(base.candidate)} is as accurate as the best "
+                    f"Don't fine-tune: {_label(base.candidate)} is "
+                    f"{'as accurate as' if comp.delta > 0 else 'at least as accurate as'} the best "
                     f"adapter, {_label(adapter.candidate)}: the adapter scores "
                     f"{_higher_lower(comp.delta)} ({_evidence(comp)}), but "
-                    f"{_label(base.candidate)} costs {_money(cheaper_by)}/month less, saving "
-                    f"{_money(base.roi.monthly_savings)}/month against "
+                    f"{_label(base.candidate)} costs {money(cheaper_by)}/month less, saving "
+                    f"{money(base.roi.monthly_savings)}/month against "
                     f"{economics.current_solution}{_payback(base.roi)}."
                 )
                 return Recommendation(
@@ -178,8 +179,8 @@ def recommend(
                 )
             sentence = (
                 f"Fine-tune: {_label(adapter.candidate)} classifies at "
-                f"{_money(adapter.candidate.cost_per_item)} an item {quality}, saving "
-                f"{_money(adapter.roi.monthly_savings)}/month against "
+                f"{money(adapter.candidate.cost_per_item)} an item {quality}, saving "
+                f"{money(adapter.roi.monthly_savings)}/month against "
                 f"{economics.current_solution}{_payback(adapter.roi)}."
             )
             return Recommendation(sentence + note, adapter.candidate.name, "fine_tune", evidence)
@@ -187,14 +188,14 @@ def recommend(
     best = savers[0]
     why_not = (
         f"; the best adapter, {_label(adapter.candidate)}, would cost "
-        f"{_money(adapter.roi.monthly_cost)}/month"
+        f"{money(adapter.roi.monthly_cost)}/month"
         if adapter is not None
         else ""
     )
     sentence = (
         f"Use {_label(best.candidate)} ({_pct(best.candidate.accuracy)} accuracy, "
-        f"{_money(best.candidate.cost_per_item)} an item), saving "
-        f"{_money(best.roi.monthly_savings)}/month against {economics.current_solution}"
+        f"{money(best.candidate.cost_per_item)} an item), saving "
+        f"{money(best.roi.monthly_savings)}/month against {economics.current_solution}"
         f"{_payback(best.roi)}{why_not}."
     )
     return Recommendation(sentence + note, best.candidate.name, "cheapest", evidence)
@@ -274,7 +275,8 @@ def _label(c: Candidate) -> str:
     return c.name
 
 
-def _money(x: float) -> str:
+def money(x: float) -> str:
+    """Dollars for people: $2,450 / $3.20 / $0.000004 (never scientific notation)."""
     sign = "-" if x < 0 else ""
     x = abs(x)
     if x >= 10:

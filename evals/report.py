@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from evals.candidates import Candidate
 from evals.cost import Economics, Roi, monthly_cost, one_off_cost, payback_curve, serving_cost_per_item
 from evals.recommend import DAYS_PER_MONTH, RankedCandidate, Recommendation, rank, recommend
-from evals.recommend import _money as money  # the sentence's formatter: tables and sentence agree
+from evals.recommend import money  # the sentence's formatter: tables and sentence agree
 from evals.results import candidates, compute_dollars
 
 if TYPE_CHECKING:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from evals.candidates import Candidate
@@ -60,8 +61,6 @@ def storage_for(url: str, *, heartbeat_interval: int | None = None):
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
             )
     if url.startswith("sqlite:///"):
-        from pathlib import Path
-
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     import sqlalchemy.exc
 

@@ -14,9 +14,9 @@ def _interval(ci) -> str:
 
 
 def dollars(value) -> str:
-    if value is None:
-        return "-"
-    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:.2g}"
+    from evals.recommend import money
+
+    return "-" if value is None else money(value)
 
 
 def candidates_table(rows: list[dict], *, title: str) -> Table:

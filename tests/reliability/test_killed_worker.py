@@ -102,7 +102,7 @@ def sweep_command(config: Path, trials: int, *extra: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_sqlite_worker_killed_mid_trial_then_restarted(tmp_path, tiny_model):
-    config = tiny_config(tmp_path, tiny_model, epochs=[2], rank=[4, 8], pruner="none")
+    config = tiny_config(tmp_path, tiny_model, epochs=[1], rank=[4, 8], pruner="none")
     storage, log = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "worker.log"
     worker = start_worker([sys.executable, "-m", "optimizer.cli", *sweep_command(config, 3)], log)
     try:
