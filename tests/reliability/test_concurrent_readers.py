@@ -31,7 +31,7 @@ reads = 0
 while not Path(stop).exists():
     trials = optuna.load_study(study_name=name, storage=url).trials
     reads += 1
-    time.sleep(0.05)
+    time.sleep(0.1)
 print(reads)
 """
 
@@ -62,7 +62,7 @@ def readers_while_sweeping(tmp_path: Path, tiny_model: Path, storage: str, plain
             assert report.returncode == 0, report.stderr
             assert "locked" not in report.stderr and "Traceback" not in report.stderr, report.stderr
             reports.append(json.loads(report.stdout))
-            time.sleep(0.3)  # two cores: leave the writer some CPU
+            time.sleep(1.0)  # a report is CPU work too: leave the writer some of the two cores
     finally:
         writer.join(timeout=600)
         stop.touch()

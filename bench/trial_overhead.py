@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Per-trial overhead of a real ``roitune sweep`` on CPU: how much of a trial is not training or scoring.
+
+Runs ``roitune sweep`` in-process (``optimizer.cli.app`` through typer's CliRunner) with the demo
+config (``optimizer.config.demo_config_text``: the bundled tickets, SmolLM2-135M, LoRA r8/16,
+1 epoch, batch 16, one validation check per epoch, hyperband pruner) and
+
+    --set data.max_train_rows=120 --set search.max_eval_items=40 --set search.trials=2
+
+with the study (SQLite) and adapters in a temporary folder. From each trial's user attributes:
+``timings`` (train = optimizer steps, eval = validation scoring incl. the pruning check,
+overhead = the rest) and ``train_seconds`` (the trial's wall time); overhead share =
+overhead / wall (target < 10%). The first trial loads the base model; the second reuses it
+(``optimizer.trial.Workbench``). Bench-side wrappers (timing only, no behaviour change) split the
+overhead into model / tokenizer loading, LoRA wrapping, tokenising the rows, saving the adapter
+and releasing it, and time the finalist's test scoring that follows the trials.
+
+Run: .venv/bin/python bench/trial_overhead.py [--small]
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from _common import ROOT, LoadSampler, log, parser, setup, table, write_result
+
+PARTS: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+CURRENT = {"trial": -1}
+
+
+def timed(name: str, fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            PARTS[CURRENT["trial"]][name] += time.perf_counter() - began
+    return wrapper
+
+
+def instrument() -> None:
+    import peft
+
+    import optimizer.recipes.answers as answers
+    import optimizer.sweep as sweep
+    import optimizer.trial as trial
+
+    trial.load_causal_lm = timed("load base model", trial.load_causal_lm)
+    trial.load_tokenizer = timed("load tokenizer", trial.load_tokenizer)
+    peft.get_peft_model = timed("wrap with LoRA (get_peft_model)", peft.get_peft_model)
+    answers.answer_rows = timed("tokenise train rows (answer_rows)", answers.answer_rows)
+    trial.TrialRun._save = timed("save adapter", trial.TrialRun._save)
+    trial.TrialRun._release = timed("unload adapter + gc", trial.TrialRun._release)
+    original_run = trial.TrialRun.run
+
+    def run(self):
+        CURRENT["trial"] = self.trial.number
+        try:
+            return original_run(self)
+        finally:
+            CURRENT["trial"] = -1
+
+    trial.TrialRun.run = run
+    sweep.score_finalists = timed("finalist test scoring (after the trials)", sweep.score_finalists)
+
+
+def main() -> None:
+    p = parser(__doc__.split("\n")[0])
+    p.add_argument("--train-rows", type=int, default=120)
+    p.add_argument("--eval-items", type=int, default=40)
+    args = p.parse_args()
+    info = setup(args.threads)
+    from typer.testing import CliRunner
+
+    from evals.results import load_existing_study, sweep_trials
+    from optimizer.cli import app
+    from optimizer.config import demo_config_text
+
+    instrument()
+    rows_n, eval_n = (32, 8) if args.small else (args.train_rows, args.eval_items)
+    work = Path(tempfile.mkdtemp(prefix="roitune-bench-overhead-"))
+    config = work / "roitune.yaml"
+    config.write_text(demo_config_text())
+    storage = f"sqlite:///{work / 'study.db'}"
+    flags = [f"data.max_train_rows={rows_n}", f"search.max_eval_items={eval_n}", "search.trials=2",
+             f"runs_dir={work / 'runs'}"]
+    argv = ["sweep", "-c", str(config), "--storage", storage, "--study", "overhead"]
+    for flag in flags:
+        argv += ["--set", flag]
+    load = LoadSampler()
+    log("roitune " + " ".join(argv))
+    began = time.perf_counter()
+    result = CliRunner().invoke(app, argv, catch_exceptions=False)
+    wall = time.perf_counter() - began
+    load.sample()
+    if result.exit_code != 0:
+        print(result.output)
+        raise SystemExit(f"sweep failed with exit code {result.exit_code}")
+
+    study = load_existing_study(storage, "overhead")
+    trials = sorted(sweep_trials(study), key=lambda t: t.number)
+    rows, payload = [], []
+    for t in trials:
+        a = t.user_attrs
+        timings, wall_t = a.get("timings", {}), a.get("train_seconds")
+        share = timings.get("overhead", 0) / wall_t if wall_t else None
+        parts = {k: round(v, 3) for k, v in PARTS.get(t.number, {}).items()}
+        payload.append({"number": t.number, "state": t.state.name, "name": a.get("name"), "timings": timings,
+                        "train_seconds": wall_t, "overhead_share": share, "training": a.get("training"),
+                        "validation_accuracy": (a.get("validation_scores") or {}).get("accuracy"),
+                        "items_per_second": a.get("items_per_second"), "overhead_parts": parts,
+                        "fail_reason": a.get("fail_reason")})
+        rows.append([t.number, t.state.name, a.get("name", ""), f"{wall_t:.1f}" if wall_t else "-",
+                     f"{timings.get('train', 0):.1f}", f"{timings.get('eval', 0):.1f}", f"{timings.get('overhead', 0):.1f}",
+                     f"{100 * share:.1f}%" if share is not None else "-",
+                     f"{(a.get('training') or {}).get('tokens_per_second', 0):.0f}"])
+    text = table(["trial", "state", "settings", "wall s (train_seconds)", "train s", "eval s", "overhead s",
+                  "overhead / wall", "train tokens/s"], rows,
+                 title=f"roitune sweep, 2 trials, {rows_n} train rows, {eval_n} validation items, "
+                       f"{args.threads} torch thread(s) (absolute seconds are noisy; shares are per trial)")
+    part_names = sorted({k for d in PARTS.values() for k in d})
+    part_rows = [[name] + [f"{PARTS.get(t.number, {}).get(name, 0.0):.2f}" for t in trials] for name in part_names
+                 if name != "finalist test scoring (after the trials)"]
+    parts_text = table(["overhead part (bench-side timers)"] + [f"trial {t.number} s" for t in trials], part_rows,
+                       title="Where the overhead goes")
+    after = PARTS[-1].get("finalist test scoring (after the trials)", 0.0)
+    trial_walls = sum(x["train_seconds"] or 0 for x in payload)
+    print(f"\nsweep command wall {wall:.1f}s: trials {trial_walls:.1f}s, finalist test scoring {after:.1f}s, "
+          f"the rest (config, data, study, imports) {wall - trial_walls - after:.1f}s")
+    if len(payload) == 2 and all(x["train_seconds"] for x in payload):
+        first, second = payload
+        print(f"first trial overhead {first['timings'].get('overhead', 0):.1f}s vs second "
+              f"{second['timings'].get('overhead', 0):.1f}s (the second reuses the loaded base model)")
+    info["load_average_during"] = load.summary()
+    write_result("trial_overhead", {"machine": info, "sweep_command": "roitune " + " ".join(argv), "train_rows": rows_n,
+                                    "eval_items": eval_n, "sweep_wall_seconds": wall,
+                                    "finalist_scoring_seconds": after, "trials": payload, "table": text,
+                                    "parts_table": parts_text, "cli_output_tail": result.output[-2000:]}, args.small)
+
+
+if __name__ == "__main__":
+    main()
