@@ -186,7 +186,7 @@ def pack():
                 label_ids={label: [new_id[i] for i in ids] for label, ids in label_ids.items()},
                 pad_token_id=new_id[tok.pad_token_id], eos_token_id=new_id[tok.eos_token_id],
                 prompts=[[new_id[i] for i in p] for p in prompts], gold=[label for _, label in items])
-    (out / "index.json").write_text(json.dumps(meta, separators=(",", ":")))
+    (out / "index.json.xz").write_bytes(lzma.compress(json.dumps(meta, separators=(",", ":")).encode(), preset=9))
     size = sum(f.stat().st_size for f in out.iterdir())
     emit(kind="packed", folder=str(out), mib=round(size / 2**20, 2), tensors=len(index), kept_tokens=len(kept),
          prompts=len(prompts), compress_s=round(time.perf_counter() - began, 1))
@@ -218,10 +218,14 @@ def dequantize(entry: dict, small: bytes, codes: bytes) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(w.reshape(out_dim, in_dim)))
 
 
+def read_index(folder: Path) -> dict:
+    return json.loads(lzma.decompress((folder / "index.json.xz").read_bytes()))
+
+
 def load_packed(folder: Path):
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    meta = json.loads((folder / "index.json").read_text())
+    meta = read_index(folder)
     small = lzma.decompress((folder / "small.xz").read_bytes())
     codes = lzma.decompress((folder / "codes.xz").read_bytes())
     cfg = dict(meta["config"])
@@ -309,12 +313,12 @@ def main():
     if ARGS.pack:
         pack()
     folder = Path(ARGS.packed)
-    if not (folder / "index.json").is_file():
+    if not (folder / "index.json.xz").is_file():
         sys.exit(f"no packed model in {folder}: run `PYTHONPATH=. python bench/gpu_agreement.py --pack` where the "
                  f"bundled model is installed, and carry that folder")
     began = time.perf_counter()
     if ARGS.tiny:  # the packed prompts and labels only; a random 2-layer model
-        meta = json.loads((folder / "index.json").read_text())
+        meta = read_index(folder)
         model = tiny_model(meta)
     else:
         model, meta, state = load_packed(folder)

@@ -55,6 +55,9 @@ def instrument() -> None:
     peft.get_peft_model = timed("wrap with LoRA (get_peft_model)", peft.get_peft_model)
     answers.answer_rows = timed("tokenise train rows (answer_rows)", answers.answer_rows)
     trial.TrialRun._save = timed("save adapter", trial.TrialRun._save)
+    # inside "eval" (not overhead): the predictions and the bootstrap scoring, apart
+    trial.metered = timed("eval: predict (metered)", trial.metered)
+    trial.score = timed("eval: score (bootstrap CIs)", trial.score)
     trial.TrialRun._release = timed("unload adapter + gc", trial.TrialRun._release)
     original_run = trial.TrialRun.run
 
@@ -126,7 +129,7 @@ def main() -> None:
     part_names = sorted({k for d in PARTS.values() for k in d})
     part_rows = [[name] + [f"{PARTS.get(t.number, {}).get(name, 0.0):.2f}" for t in trials] for name in part_names
                  if name != "finalist test scoring (after the trials)"]
-    parts_text = table(["overhead part (bench-side timers)"] + [f"trial {t.number} s" for t in trials], part_rows,
+    parts_text = table(["part (bench-side timers; eval: rows are inside eval, the rest inside overhead)"] + [f"trial {t.number} s" for t in trials], part_rows,
                        title="Where the overhead goes")
     after = PARTS[-1].get("finalist test scoring (after the trials)", 0.0)
     trial_walls = sum(x["train_seconds"] or 0 for x in payload)

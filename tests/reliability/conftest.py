@@ -8,7 +8,6 @@ read. Everything runs on CPU with the tiny model: a sweep trial takes a few seco
 from __future__ import annotations
 
 import os
-import sys
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 

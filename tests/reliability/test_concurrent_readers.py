@@ -31,7 +31,7 @@ reads = 0
 while not Path(stop).exists():
     trials = optuna.load_study(study_name=name, storage=url).trials
     reads += 1
-    time.sleep(0.1)
+    time.sleep(0.25)
 print(reads)
 """
 
@@ -40,8 +40,8 @@ def _env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
-def readers_while_sweeping(tmp_path: Path, tiny_model: Path, storage: str, plain_url: str) -> None:
-    config = tiny_config(tmp_path, tiny_model, epochs=[1], rank=[4, 8], pruner="none", trials=2)
+def readers_while_sweeping(tmp_path: Path, tiny_model: Path, storage: str, plain_url: str, trials: int) -> None:
+    config = tiny_config(tmp_path, tiny_model, epochs=[1], rank=[4, 8], pruner="none", trials=trials)
     data = yaml.safe_load(config.read_text())
     data.update(storage=storage, study="readers", heartbeat_s=1)
     config.write_text(yaml.safe_dump(data))
@@ -56,27 +56,26 @@ def readers_while_sweeping(tmp_path: Path, tiny_model: Path, storage: str, plain
     writer.start()
     reports = []
     try:
-        while writer.is_alive() or not reports:
+        while writer.is_alive() or len(reports) < 2:
             report = subprocess.run([sys.executable, "-m", "optimizer.cli", "report", "-c", str(config), "--json"],
                                     capture_output=True, text=True, timeout=120, env=_env(), cwd=REPO)
             assert report.returncode == 0, report.stderr
             assert "locked" not in report.stderr and "Traceback" not in report.stderr, report.stderr
             reports.append(json.loads(report.stdout))
-            time.sleep(1.0)  # a report is CPU work too: leave the writer some of the two cores
+            time.sleep(2.0)  # a report is CPU work too: leave the writer some of the two cores
     finally:
         writer.join(timeout=600)
         stop.touch()
         out, err = plain.communicate(timeout=60)
     assert plain.returncode == 0 and "locked" not in err, err
-    assert int(out) >= 10  # it really read, many times, while the sweep wrote
+    assert int(out) >= 5  # it really read, many times, while the sweep wrote
 
     [run] = swept
     assert run.exit_code == 0 and run.exception is None, (run.stderr, run.exception)
     assert "locked" not in run.stderr
-    assert json.loads(run.stdout)["finished"] == 2
-    trials = sweep_trials(load_existing_study(storage, "readers"))
-    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2, \
-        [t.user_attrs.get("fail_reason") for t in trials]
+    assert json.loads(run.stdout)["finished"] == trials
+    states = [t.state for t in sweep_trials(load_existing_study(storage, "readers"))]
+    assert states == [optuna.trial.TrialState.COMPLETE] * trials, states
     assert len(reports) >= 2
     assert len(reports[-1]["candidates"]) >= len(reports[0]["candidates"])
 
@@ -85,7 +84,7 @@ def readers_while_sweeping(tmp_path: Path, tiny_model: Path, storage: str, plain
 @pytest.mark.timeout(600)
 def test_sqlite_readers_while_a_sweep_writes(tmp_path, tiny_model):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    readers_while_sweeping(tmp_path, tiny_model, url, url)
+    readers_while_sweeping(tmp_path, tiny_model, url, url, trials=2)
 
 
 @pytest.mark.slow
@@ -93,4 +92,4 @@ def test_sqlite_readers_while_a_sweep_writes(tmp_path, tiny_model):
 @pytest.mark.timeout(600)
 def test_postgres_readers_while_a_sweep_writes(tmp_path, tiny_model, postgres_url):
     plain = "postgresql+psycopg://" + postgres_url.removeprefix("postgresql://")  # the driver shipped
-    readers_while_sweeping(tmp_path, tiny_model, postgres_url, plain)
+    readers_while_sweeping(tmp_path, tiny_model, postgres_url, plain, trials=1)

@@ -264,8 +264,8 @@ content_lengths = st.sampled_from(["exact", "missing", "-1", "abc", "999999999",
 
 
 @st.composite
-def raw_requests(draw) -> tuple[bytes, bool]:
-    """(the request's bytes, whether its request line is blank)."""
+def raw_requests(draw) -> bytes:
+    """One HTTP request as bytes, any part of it possibly wrong."""
     method, path, version, body = draw(methods), draw(paths), draw(versions), draw(bodies)
     line = f"{method} {path}" + ("" if version == "HTTP/0.9" else f" {version}")
     headers = [(draw(header_names), draw(header_values)) for _ in range(draw(st.integers(0, 4)))]
@@ -277,7 +277,7 @@ def raw_requests(draw) -> tuple[bytes, bool]:
     elif length != "missing":
         headers.append(("Content-Length", length))
     head = line + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
-    return head.encode("latin-1", "replace") + body, False
+    return head.encode("latin-1", "replace") + body
 
 
 def exchange(server, request: bytes, timeout: float = 10.0) -> bytes:
@@ -326,14 +326,15 @@ def assert_answer(status: int | None, body: bytes, request: bytes) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(request=raw_requests())
-@example(request=(b"\r\n", True))
-@example(request=(b"GARBAGE\r\n\r\n", False))
-@example(request=(b"GET /health HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n", False))
-@example(request=(b"GET /health HTTP/1.1\r\nX: " + b"y" * 70_000 + b"\r\n\r\n", False))
-@example(request=(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100000\r\n\r\n[", False))
-@example(request=(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + b"[" * 100_000, False))
+@example(request=b"\r\n")
+@example(request=b"GARBAGE\r\n\r\n")
+@example(request=b"GET /health HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n")
+@example(request=b"GET /health HTTP/1.1\r\nX: " + b"y" * 70_000 + b"\r\n\r\n")
+@example(request=b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100000\r\n\r\n[")
+@example(request=b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + b"[" * 100_000)
+@example(request=b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 15000\r\n\r\n" + b"[" * 15_000)
 def test_serve_answers_every_request_with_json(server, request):
-    raw, blank = request
+    raw = request
     answer = exchange(server, raw)
     if not answer:
         # Only a request with no request line at all may go unanswered.
