@@ -241,6 +241,12 @@ def load_packed(folder: Path):
         raise RuntimeError(f"packed weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     if model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr():
         raise RuntimeError("the LM head is not tied to the embeddings")
+    # the config was written by transformers 5.24 (rope_parameters); make sure this version read it
+    theta = (cfg.get("rope_parameters") or {}).get("rope_theta", cfg.get("rope_theta"))
+    dim = cfg["head_dim"]
+    expected = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+    if not torch.allclose(model.model.rotary_emb.inv_freq.float().cpu(), expected):
+        raise RuntimeError(f"rotary frequencies do not match rope_theta={theta}: this transformers read the config differently")
     return model.eval(), meta, state
 
 

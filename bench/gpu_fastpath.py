@@ -284,7 +284,7 @@ def train_uncompiled(name: str, cfg):
     r = guarded(lambda: plain_train(model, cfg.vocab_size, b64, seq), **where, path="plain", batch=b64)
     free_memory()
     if r:
-        st["plain"], st["plain_peak"] = r["tok_s"], r["peak_gib"]
+        st["plain"], st["plain_peak"], st["plain_batch"] = r["tok_s"], r["peak_gib"], b64
         emit(**where, path="plain", batch=b64, compiled=False, tok_s=round(r["tok_s"]), mfu_4N=mfu(n, r["tok_s"]),
              peak_gib=r["peak_gib"], ratio_vs_plain=1.0, matmul_params_m=round(n / 1e6))
 
@@ -595,7 +595,7 @@ def summary():
         ours += [(f"project b{b} + compile ({r['extra_warmup_s']:.0f} s)", r["tok_s"], r["peak_gib"])
                  for b, r in sorted(st.get("compiled", {}).items())]
         best = max(ours, key=lambda r: r[1], default=None)
-        rows = ([("plain b64 (anchor)", st["plain"], st.get("plain_peak"))] if st.get("plain") else []) + ours
+        rows = ([(f"plain b{st['plain_batch']} (anchor)", st["plain"], st.get("plain_peak"))] if st.get("plain") else []) + ours
         for label, tps, peak in rows:
             ratio = tps / st["plain"] if st.get("plain") else None
             lines.append(f"  {name + ' ' + label:<42}{fmt(tps):>10}{fmt(ratio, '.2f'):>9}"

@@ -1,35 +1,40 @@
 #!/usr/bin/env python3
 """Training throughput of one LoRA trial on CPU: the project's loop vs a plain PEFT loop vs TRL.
 
-SmolLM2-135M-Instruct (the bundled model), fp32 weights, LoRA r16 / alpha 32 on all linear
-layers, batch 16, rows from datasets/tickets/train.jsonl rendered with the chat template
-(system instruction, ticket, assistant answer = the label). Arms:
+SmolLM2-135M-Instruct (the bundled model), fp32 weights, LoRA r16 / alpha 32 / no dropout on all
+linear layers, rows from datasets/tickets/train.jsonl (system instruction, ticket, assistant
+answer = the label, through the chat template), batch 16. Arms:
 
-  plain         the loop of ../shared/anchors/plain_peft_baseline.py on these rows: right
-                padding, ``model(input_ids, attention_mask, labels)`` (full-vocabulary logits at
-                every position, causal-LM loss on every real token), AdamW.
-  project       ``optimizer.recipes.sft.train_sft`` exactly as a sweep trial calls it (answer rows
-                from ``answer_rows``: left padding, length-bucketed batches, logits only at the
-                answer positions via ``logits_to_keep``, answer-only loss, clipping, NaN check).
-  trl-default   TRL ``SFTTrainer`` + ``peft_config`` with every SFTConfig default (bf16 mixed
-                precision, gradient checkpointing on, fused LM head with entropy and token-accuracy
-                metrics); prompt-completion rows, so the default loss is completion-only.
-  trl-fp32      as trl-default with ``bf16=False`` (gradient checkpointing still on).
-  trl-fixed     ``bf16=False, gradient_checkpointing=False`` (the settings that fix it on CPU).
-  trl-fixed-nometrics  trl-fixed with the fused LM head computing log-probs only (entropy and
-                top-1 accuracy patched out; bench-only, not a TRL option).
+  plain        the loop of ../shared/anchors/plain_peft_baseline.py on these rows: right
+               padding, ``model(input_ids, attention_mask, labels)`` (full-vocabulary logits at
+               every position, causal-LM loss on every real token), AdamW.
+  project      ``optimizer.recipes.sft.train_sft`` as a sweep trial calls it (rows from
+               ``answer_rows``: left padding, length-bucketed batches, logits only at the answer
+               positions via ``logits_to_keep``, answer-only loss, clipping, NaN check).
+  trl-fixed    TRL ``SFTTrainer`` + ``peft_config`` with ``bf16=False, gradient_checkpointing=False``.
+  trl-fp32     ``bf16=False`` only (gradient checkpointing on, TRL's default).
+  trl-default  every SFTConfig default (bf16 mixed precision, gradient checkpointing, the fused
+               LM head with its entropy and token-accuracy metrics), at ``--trl-default-batch``
+               (default 4) next to its twin ``trl-fp32`` at the same batch: bf16 matmuls run at
+               ~0.6 GFLOP/s on this AVX2-only CPU (fp32: ~20), so one batch-16 step would take
+               ~10 minutes; its batch-16 speed is derived as trl-fp32(16) / (bf16 factor at 4).
+               Both small-batch arms get one timed step and no warm-up (symmetric).
+All TRL arms get ``use_cpu=True`` (without it the defaults stop on a CPU-only machine: "Your setup
+doesn't support bf16/gpu") and prompt-completion rows, so TRL's default loss is completion-only,
+like the project's (on CPU TRL still projects every position: its compact path needs Triton).
 
-Every arm is a fresh copy of the model in its own thread; a scheduler lets one arm run at a time
-and interleaves them (round 1: each arm's warm-up step + steps, round 2: each arm's steps, ...),
-so load drift hits every arm alike. A step is timed from the end of the previous step (or from
-the arm being resumed) to its end, so batch preparation counts. Tokens are real (non-padding)
-tokens of the batch, prompt and answer; rows/s is the cleanest comparison (same rows).
+Every arm is a fresh copy of the model driven from its own thread; a scheduler lets one arm run
+at a time and interleaves them (round 1: each arm's warm-up step + one timed step, round 2: one
+timed step each, ...), so load drift hits all arms alike. A step is timed from the end of the
+previous step (or from the arm's resumption) to its end, so batch preparation counts. Tokens are
+real (non-padding) tokens, prompt and answer; rows/s is the cleanest comparison (same rows).
 
-trl-default's bf16 autocast runs at <1 GFLOP/s on this AVX2-only CPU (no bf16 matmul units), so
-it gets one timed step (no separate warm-up; its first step was measured ~9% slower than the
-second at batch 4) and runs last in the first round.
+Then the LM head alone (forward + backward of the output layer and loss on real batch shapes,
+3 interleaved reps): plain's full logits, TRL's chunked fused head (with and without its
+metrics), and the project's answer positions only: which part of the step each recipe spends on
+the 49,152-entry vocabulary.
 
-Run: .venv/bin/python bench/trial_throughput.py [--small] [--threads 1]
+Run: .venv/bin/python bench/trial_throughput.py [--small] [--threads 1] [--trl-default-batch 4]
 """
 
 from __future__ import annotations
@@ -440,7 +445,7 @@ def main() -> None:
     wall = time.perf_counter() - started
 
     log("LM head micro-benchmark")
-    micro = lm_head_micro(tokenizer, messages, examples, labels, batch, reps=2 if args.small else 5)
+    micro = lm_head_micro(tokenizer, messages, examples, labels, batch, reps=2 if args.small else 3)
 
     def rate(arm: Arm, what: str) -> float | None:
         seconds = sum(arm.times)
