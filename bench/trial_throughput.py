@@ -24,8 +24,9 @@ doesn't support bf16/gpu") and prompt-completion rows, so TRL's default loss is 
 like the project's (on CPU TRL still projects every position: its compact path needs Triton).
 
 Every arm is a fresh copy of the model driven from its own thread; a scheduler lets one arm run
-at a time and interleaves them (round 1: each arm's warm-up step + one timed step, round 2: one
-timed step each, ...), so load drift hits all arms alike. A step is timed from the end of the
+at a time. trl-default and its twin run first, one after the other, and are freed (memory); then
+the four batch-16 arms are interleaved (round 1: each arm's warm-up step + one timed step,
+round 2: one timed step each, ...), so load drift hits all of them alike. A step is timed from the end of the
 previous step (or from the arm's resumption) to its end, so batch preparation counts. Tokens are
 real (non-padding) tokens, prompt and answer; rows/s is the cleanest comparison (same rows).
 
@@ -69,6 +70,16 @@ class Arm:
     @property
     def total_steps(self) -> int:
         return self.warmup + sum(self.per_round)
+
+
+def rss_gb() -> float:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return 0.0
 
 
 class Stop(Exception):
@@ -133,7 +144,8 @@ class Meter:
             self.arm.rows.append(rows)
         self.arm.losses.append(loss)
         self.load.sample()
-        log(f"{self.arm.name}: step {self.done}/{self.arm.total_steps} {now - self.mark:.1f}s {tokens} tokens loss {loss:.3f}")
+        log(f"{self.arm.name}: step {self.done}/{self.arm.total_steps} {now - self.mark:.1f}s {tokens} tokens "
+            f"loss {loss:.3f} rss {rss_gb():.1f} GB")
         self.in_turn += 1
         if self.done >= self.arm.total_steps:
             raise Stop
@@ -341,6 +353,15 @@ def lm_head_micro(tokenizer, messages, examples, labels, batch: int, reps: int) 
 
 # -- main ----------------------------------------------------------------------------------------
 def main() -> None:
+    import os
+    import sys
+
+    if os.environ.get("MALLOC_ARENA_MAX") is None:
+        # The arms run in threads; glibc gives each thread its own malloc arena and keeps their
+        # freed blocks, so six models' temporaries grew past 13 GB (OOM-killed on this 24 GB
+        # machine). One shared arena keeps the footprint to what is live. Restart with it set.
+        os.environ["MALLOC_ARENA_MAX"] = "1"
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     p = parser(__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--rounds", type=int, default=None, help="Interleaved rounds of timed steps (default 2; --small 1).")
@@ -390,8 +411,9 @@ def main() -> None:
 
     sched, load = Scheduler(), LoadSampler()
     load.sample()
-    threads = []
-    for arm in arms:
+
+    def start_arm(arm: Arm) -> threading.Thread:
+        """Build the arm here (transformers' loading is not thread-safe), then drive it from a thread."""
         meter = Meter(arm, sched, load)
         n = arm.total_steps * arm.batch
         if arm.name == "plain":
@@ -403,13 +425,13 @@ def main() -> None:
             target, kwargs = build_trl, dict(tokenizer=tokenizer, messages=messages[:n], batch=arm.batch,
                                              overrides=arm.overrides, nometrics=arm.nometrics, out_dir=out_dir)
         log(f"building {arm.name}")
-        try:  # models are built one after another here: transformers' loading is not thread-safe
+        try:
             run = target(arm, meter, **kwargs)
         except Exception as error:  # noqa: BLE001 - reported in the table
             arm.error = f"{type(error).__name__}: {error}"[:300]
             run = None
 
-        def body(arm=arm, run=run):
+        def body():
             try:
                 if run is not None:
                     run()
@@ -427,11 +449,30 @@ def main() -> None:
 
         thread = threading.Thread(target=body, name=arm.name, daemon=True)
         thread.start()
-        threads.append((arm, thread))
+        sched.wait_ready([(arm, thread)])
+        return thread
 
-    sched.wait_ready(threads)
-    log("all arms ready")
+    def finish(arm: Arm, thread: threading.Thread) -> None:
+        if thread.is_alive():  # let it finish (trainer teardown) before anything else is measured
+            sched.run(arm, 1)
+            thread.join(timeout=600)
+
+    import gc
+
     started = time.perf_counter()
+    # Phase 1: trl-default and its fp32 twin, one step each, adjacent; then freed (memory).
+    small_arms = [a for a in arms if a.name.startswith(("trl-default", "trl-fp32-b"))]
+    for arm in small_arms:
+        thread = start_arm(arm)
+        log(f"{arm.name} x{arm.warmup + arm.per_round[0]}")
+        sched.run(arm, arm.warmup + arm.per_round[0])
+        finish(arm, thread)
+        del thread
+        gc.collect()
+    # Phase 2: the batch arms, built once, interleaved round by round.
+    main_arms = [a for a in arms if a not in small_arms]
+    threads = [(arm, start_arm(arm)) for arm in main_arms]
+    log("all arms ready")
     for r in range(rounds):
         for arm, thread in threads:
             quota = (arm.warmup if r == 0 else 0) + arm.per_round[r]
@@ -439,9 +480,7 @@ def main() -> None:
                 log(f"round {r + 1}: {arm.name} x{quota}")
                 sched.run(arm, quota)
     for arm, thread in threads:
-        if thread.is_alive():  # let it finish (trainer teardown) before the next is measured
-            sched.run(arm, 1)
-            thread.join(timeout=600)
+        finish(arm, thread)
     wall = time.perf_counter() - started
 
     log("LM head micro-benchmark")

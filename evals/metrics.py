@@ -112,11 +112,12 @@ def macro_f1_metric(g: np.ndarray, p: np.ndarray, n_labels: int) -> np.ndarray:
     tp = np.diagonal(cm, axis1=1, axis2=2)[:, :n_labels].astype(float)
     support = cm[:, :n_labels, :].sum(axis=2)
     predicted = cm[:, :, :n_labels].sum(axis=1)
-    # F1 = 2TP / (support + predicted); a label with neither scores 0, matching sklearn's
-    # zero_division=0 so point estimates and bootstrap agree.
+    # F1 = 2TP / (support + predicted), averaged over the labels that occur (in gold or in the
+    # predictions) of each row, as sklearn's macro average does. Averaging over every label would
+    # count a class that a resample happens to miss as F1 = 0 and bias the interval low.
     denom = support + predicted
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    result = f1.mean(axis=1)
+    result = f1.sum(axis=1) / np.maximum((denom > 0).sum(axis=1), 1)
     return result if np.ndim(g) > 1 else result[0]
 
 
@@ -195,7 +196,7 @@ def score(
     return Scores(
         n=n,
         accuracy=float(accuracy_metric(g, p, k)) if n else float("nan"),
-        macro_f1=float(f1.mean()) if k else float("nan"),
+        macro_f1=float(macro_f1_metric(g, p, k)) if k else float("nan"),
         accuracy_ci=_bootstrap(g, p, accuracy_metric, k, n_boot=n_boot, seed=seed, alpha=0.05),
         macro_f1_ci=_bootstrap(g, p, macro_f1_metric, k, n_boot=n_boot, seed=seed, alpha=0.05),
         per_class=per_class,

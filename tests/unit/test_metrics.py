@@ -166,3 +166,17 @@ def test_paired_delta():
     assert lo < delta < hi
     assert lo > 0  # 30 vs 10 discordant pairs: A is clearly better
     assert paired_delta(gold, a, a) == (0.0, 0.0, 0.0)
+
+
+def test_macro_f1_averages_over_labels_that_occur_like_sklearn():
+    # "c" is in the label set but neither in gold nor predicted: it must not count as F1 = 0,
+    # or every bootstrap resample that misses a class would drag the interval below the estimate.
+    from sklearn.metrics import f1_score
+
+    from evals.metrics import score
+
+    gold = ["a", "a", "b", "b", "a"]
+    pred = ["a", "b", "b", "b", "a"]
+    scores = score(gold, pred, ["a", "b", "c"], n_boot=200)
+    assert scores.macro_f1 == pytest.approx(f1_score(gold, pred, average="macro"))
+    assert scores.macro_f1_ci[0] <= scores.macro_f1 <= scores.macro_f1_ci[1]
