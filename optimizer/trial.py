@@ -111,8 +111,10 @@ class TrialRun:
 
     def evaluate(self, predictor, items: list[Example]):
         began = time.perf_counter()
-        predictions, throughput = metered(lambda batch: [p.label for p in predictor.predict([e.text for e in batch])],
-                                          items, batch_size=self.spec.serving_batch_size)
+        def predict(batch: list[Example]) -> list[str]:  # one forward batch = one serving batch
+            return [p.label for p in predictor.predict([e.text for e in batch], batch_size=len(batch))]
+
+        predictions, throughput = metered(predict, items, batch_size=self.spec.serving_batch_size)
         scores = score([e.label for e in items], predictions, self.bench.splits.labels, seed=self.cfg.seed)
         self.timings["eval"] += time.perf_counter() - began
         return predictions, scores, throughput.cost_per_item(self.bench.hardware), throughput
