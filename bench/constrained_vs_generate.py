@@ -18,7 +18,11 @@ Two label sets, because the trie's shape decides the constrained arm's cost:
              to 8 tokens deep), ``--items`` test queries (default 24, one per intent drawn at
              random) from the same stratified 20% test split as bench/baselines_banking77.py;
   tickets    the 40 demo categories (every label starts with a distinct token: one forward),
-             ``--items`` rows of datasets/tickets/test.jsonl (one per category, cycling).
+             ``--items`` rows of datasets/tickets/test.jsonl (one per category, cycling);
+  tickets-nolist  the same items with the prompt a fine-tuned adapter is served with (the
+             instruction only, no label list; ``search.list_labels_in_prompt: false``): the
+             serving case. The base model cannot know the labels there, so only its speed and
+             validity mean something.
 
 On banking77 a third timing, ``prompt forward only`` (the constrained arm's first forward alone,
 no answer), shows how much of the constrained arm the trie continuation costs.
@@ -59,13 +63,14 @@ def parse(reply: str, labels: list[str]) -> tuple[str | None, str]:
     return None, "invalid"
 
 
-def run_task(name: str, items, labels, model, tokenizer, *, batch: int, load: LoadSampler) -> dict:
+def run_task(name: str, items, labels, model, tokenizer, *, batch: int, load: LoadSampler,
+             list_labels: bool = True) -> dict:
     import torch
 
     from evals.classify import LabelScorer, PromptTemplate
     from evals.metrics import score
 
-    scorer = LabelScorer(model, tokenizer, PromptTemplate(INSTRUCTION, tuple(labels), list_labels=True))
+    scorer = LabelScorer(model, tokenizer, PromptTemplate(INSTRUCTION, tuple(labels), list_labels=list_labels))
     prompts = [scorer.prompt_ids(e.text) for e in items]
     pad = tokenizer.pad_token_id
 
@@ -153,7 +158,7 @@ def main() -> None:
     p = parser(__doc__.split("\n")[0])
     p.add_argument("--items", type=int, default=24, help="Items per task (default 24).")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--tasks", default="banking77,tickets")
+    p.add_argument("--tasks", default="banking77,tickets,tickets-nolist")
     args = p.parse_args()
     info = setup(args.threads)
 
@@ -175,7 +180,8 @@ def main() -> None:
             labels = sorted({e.label for e in load_examples(ROOT / "datasets/tickets/train.jsonl")})
         items = per_class(test, -(-n // len(labels)), shuffle_labels=True)[:n]
         log(f"{task}: {len(items)} items, {len(labels)} labels")
-        results.append(run_task(task, items, labels, model, tokenizer, batch=batch, load=load))
+        results.append(run_task(task, items, labels, model, tokenizer, batch=batch, load=load,
+                                list_labels=task != "tickets-nolist"))
 
     rows = []
     for r in results:
@@ -198,7 +204,9 @@ def main() -> None:
               f"{r['trie_max_depth']}; generate replies parsed: {r['generate']['parse']}"
               + (f"; the trie continuation is {100 * share:.0f}% of the constrained arm's time" if share else ""))
     info["load_average_during"] = load.summary()
-    write_result("constrained_vs_generate", {"machine": info, "hardware": {"value": hardware.value,
+    default_tasks = p.get_default("tasks")
+    name = "constrained_vs_generate" + ("" if args.tasks == default_tasks else "-" + args.tasks.replace(",", "-"))
+    write_result(name, {"machine": info, "hardware": {"value": hardware.value,
                                                                           "source": hardware.source},
                                              "results": results, "table": text}, args.small)
 
