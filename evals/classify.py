@@ -1,22 +1,28 @@
 """Label-constrained classification with a causal LM, and one-forward classification heads.
 
 The answer is always a valid label: decoding is restricted to a token trie of the labels (each
-label's tokens followed by end-of-turn), the way serving engines do guided choice. Only the
-trie's branching points need logits, so:
+label's tokens followed by end-of-turn), the way serving engines do guided choice. The work is
+arranged so that an item costs little more than its own tokens:
 
-- the prompt is run once per item (batched, left-padded) and only its last position goes
-  through the LM head, not the whole sequence over the full vocabulary;
-- when labels diverge later (``billing_dispute`` vs ``billing_question``), the shared prompt's
-  KV cache is reused and only the short label prefixes are run, all in one batch.
+- the prompt head that every item of a call shares (system prompt, label list) is run once per
+  call and its KV cache is copied into each batch;
+- each batch then needs one forward: the items' own tokens (left-padded) followed by the label
+  tree, the trie's tokens up to its deepest branching point laid out flat with a 4D attention
+  mask, so each tree token sees the prompt and its own ancestors only (tree attention, as in
+  speculative decoding's verification step);
+- only the branching points go through the LM head (``logits_to_keep``), not every position.
 
 The label distribution is the product of the renormalised allowed-token probabilities along each
 label's path: exactly what constrained greedy decoding would assign.
+
+The custom mask replaces the model's own, so a sliding-window model is scored with full attention;
+that is exact while prompt and label stay inside its window (``max_prompt_tokens`` defaults to 1024).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -102,6 +108,40 @@ def label_token_ids(tokenizer: PreTrainedTokenizerBase, labels: Sequence[str]) -
     return {label: tokenizer(label, add_special_tokens=False)["input_ids"] + suffix for label in labels}
 
 
+def _node(root: _Node, prefix: tuple[int, ...]) -> _Node:
+    for token in prefix:
+        root = root.children[token]
+    return root
+
+
+def _shared_length(prompts: Sequence[list[int]]) -> int:
+    """Length of the token prefix all prompts share, leaving each at least one token of its own
+    (its last position must be computed per item). A lone prompt shares nothing."""
+    if len(prompts) < 2:
+        return 0
+    first, limit = prompts[0], min(len(p) for p in prompts) - 1
+    length = 0
+    while length < limit and all(p[length] == first[length] for p in prompts):
+        length += 1
+    return length
+
+
+def _cache_argument(model: PreTrainedModel) -> str:
+    """The forward's KV-cache argument: transformers 5.2x renamed ``past_key_values`` to ``cache``."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft hides the signature
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+@dataclass
+class _SharedHead:
+    """The prompt tokens every item of a call starts with, run once, and their KV cache."""
+
+    length: int = 0
+    cache: Any = None
+
+
 class LabelScorer:
     """Label-constrained classifier over a causal LM (base or with a LoRA adapter)."""
 
@@ -113,26 +153,36 @@ class LabelScorer:
         *,
         max_prompt_tokens: int = 1024,
     ):
+        import torch
+
         self.model, self.tokenizer, self.template = model, tokenizer, template
         self.labels = list(template.labels)
         self.max_prompt_tokens = max_prompt_tokens
         sequences = label_token_ids(tokenizer, self.labels)
-        self._trie = _build_trie(sequences)
-        self._prefixes = _branching_prefixes(self._trie)
-        # For each branching prefix: the allowed next tokens, and for each label the
-        # (prefix index, token) pairs on its path whose probabilities multiply into P(label).
-        self._allowed = [sorted(self._node(p).children) for p in self._prefixes]
-        index = {p: i for i, p in enumerate(self._prefixes)}
-        self._paths = {
-            label: [(index[tuple(tokens[:d])], tokens[d]) for d in range(len(tokens)) if tuple(tokens[:d]) in index]
-            for label, tokens in sequences.items()
-        }
-
-    def _node(self, prefix: tuple[int, ...]) -> _Node:
-        node = self._trie
-        for token in prefix:
-            node = node.children[token]
-        return node
+        trie = _build_trie(sequences)
+        self._prefixes = _branching_prefixes(trie)
+        self._allowed = [sorted(_node(trie, p).children) for p in self._prefixes]
+        # The label tree fed after the prompt: every token on the way to a non-root branching
+        # point, parents before children; node i is the last token of prefix tree[i].
+        self._tree = sorted({p[:d] for p in self._prefixes for d in range(1, len(p) + 1)},
+                            key=lambda p: (len(p), p))
+        self._tree_sees = torch.tensor([[p[: len(q)] == q for q in self._tree] for p in self._tree],
+                                       dtype=torch.bool).reshape(len(self._tree), len(self._tree))
+        node = {p: i for i, p in enumerate(self._tree)}
+        self._logit_nodes = [node[p] if p else -1 for p in self._prefixes]  # -1: the prompt's end
+        # log P(label) = sum over its branching points of the renormalised log-prob of its token
+        # there: a 0/1 matrix from (branching point, allowed token) columns to labels.
+        column, offset = {}, 0
+        for k, allowed in enumerate(self._allowed):
+            column.update({(k, token): offset + j for j, token in enumerate(allowed)})
+            offset += len(allowed)
+        point = {p: k for k, p in enumerate(self._prefixes)}
+        self._path_matrix = torch.zeros((offset, len(self.labels)))
+        for l_index, label in enumerate(self.labels):
+            tokens = sequences[label]
+            for depth, token in enumerate(tokens):
+                if (k := point.get(tuple(tokens[:depth]))) is not None:
+                    self._path_matrix[column[(k, token)], l_index] = 1.0
 
     def prompt_ids(self, text: str, shots: Sequence[Example] = ()) -> list[int]:
         prompt = render_prompt(self.tokenizer, self.template.messages(text, shots))
@@ -153,76 +203,81 @@ class LabelScorer:
 
     def predict_ids(self, prompts: Sequence[list[int]], *, batch_size: int = 16) -> list[Prediction]:
         """Classify pre-tokenised prompts, in batches of similar length (less padding)."""
+        head = self._run_shared_head(prompts)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Prediction | None] = [None] * len(prompts)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            for i, prediction in zip(chunk, self._predict_batch([prompts[i] for i in chunk])):
-                results[i] = prediction
+            probs = self.label_log_probs([prompts[i] for i in chunk], head).exp().cpu()
+            for i, row in zip(chunk, probs):
+                best = int(row.argmax())
+                results[i] = Prediction(self.labels[best], float(row[best]),
+                                        {label: float(p) for label, p in zip(self.labels, row)})
         return results  # type: ignore[return-value]
 
-    def label_log_probs(self, prompts: Sequence[list[int]]) -> torch.Tensor:
-        """(batch, labels) log-probabilities under constrained decoding."""
+    def _run_shared_head(self, prompts: Sequence[list[int]]) -> _SharedHead:
         import torch
 
-        device = self.model.device
-        pad = self.tokenizer.pad_token_id
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):  # left padding: every prompt ends at the last column
-            ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            mask[row, width - len(prompt) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        deeper = len(self._prefixes) > 1 or (self._prefixes and self._prefixes[0] != ())
+        length = _shared_length(prompts)
+        if not length:
+            return _SharedHead()
+        ids = torch.tensor([prompts[0][:length]], device=self.model.device)
         with torch.inference_mode():
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                             use_cache=deeper, logits_to_keep=1)
-            node_logits = {(): out.logits[:, -1, :].float()}
-            if deeper:
-                cache = getattr(out, "cache", None) or out.past_key_values  # renamed in transformers 5.2x
-                node_logits.update(self._continue(cache, mask, positions[:, -1]))
-        total = torch.zeros((len(prompts), len(self.labels)), device=device)
-        for p_index, prefix in enumerate(self._prefixes):
-            allowed = self._allowed[p_index]
-            restricted = node_logits[prefix][:, allowed].log_softmax(-1)
-            column = {token: j for j, token in enumerate(allowed)}
-            for l_index, label in enumerate(self.labels):
-                for step_index, token in self._paths[label]:
-                    if step_index == p_index:
-                        total[:, l_index] += restricted[:, column[token]]
-        return total
+            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        return _SharedHead(length, getattr(out, "cache", None) or out.past_key_values)  # renamed in 5.2x
 
-    def _continue(self, cache, mask: torch.Tensor, last_position: torch.Tensor) -> dict:
-        """Logits after each non-empty branching prefix, reusing the prompts' KV cache."""
+    def label_log_probs(self, prompts: Sequence[list[int]], head: _SharedHead | None = None) -> torch.Tensor:
+        """(batch, labels) log-probabilities under constrained decoding, in one forward pass over
+        the prompts' own tokens and the label tree (after ``head``, the shared prompt start)."""
+        import copy
+
         import torch
 
-        prefixes = [p for p in self._prefixes if p]
-        batch, k = mask.shape[0], len(prefixes)
-        length = max(len(p) for p in prefixes)
-        cont = torch.full((k, length), self.tokenizer.pad_token_id, dtype=torch.long)
-        for row, prefix in enumerate(prefixes):  # right padding: pads come after what we read
-            cont[row, : len(prefix)] = torch.tensor(prefix)
-        cont = cont.to(mask.device).repeat(batch, 1)  # item-major: item0's k rows, then item1's
-        cache.batch_repeat_interleave(k)
-        full_mask = torch.cat([mask.repeat_interleave(k, 0), torch.ones_like(cont)], dim=1)
-        positions = last_position.repeat_interleave(k)[:, None] + 1 + torch.arange(length, device=mask.device)
+        head = head or self._run_shared_head(prompts)
+        device, shared = self.model.device, head.length
+        tails = [p[shared:] for p in prompts]
+        batch, width, nodes = len(tails), max(map(len, tails)), len(self._tree)
+        ids = torch.full((batch, width + nodes), self.tokenizer.pad_token_id, dtype=torch.long)
+        real = torch.zeros((batch, width), dtype=torch.bool)
+        for row, tail in enumerate(tails):  # left padding: every prompt ends at column width - 1
+            ids[row, width - len(tail) : width] = torch.tensor(tail)
+            real[row, width - len(tail) :] = True
+        ids[:, width:] = torch.tensor([p[-1] for p in self._tree], dtype=torch.long)
+        prompt_positions = shared + (real.long().cumsum(-1) - 1).clamp(min=0)
+        depths = torch.tensor([len(p) for p in self._tree], dtype=torch.long)
+        positions = torch.cat([prompt_positions, prompt_positions[:, -1:] + depths], dim=1)
+        keep = torch.tensor([width - 1 if n < 0 else width + n for n in self._logit_nodes])
+        past = {}
+        if head.cache is not None:
+            cache = copy.deepcopy(head.cache)  # the forward appends to it; the head serves every batch
+            cache.batch_repeat_interleave(batch)
+            past = {_cache_argument(self.model): cache}
+        mask = self._attention_mask(real, shared)
         with torch.inference_mode():
-            logits = self.model(input_ids=cont, attention_mask=full_mask, position_ids=positions,
-                                past_key_values=cache, use_cache=False).logits.float()
-        logits = logits.view(batch, k, length, -1)
-        return {p: logits[:, row, len(p) - 1, :] for row, p in enumerate(prefixes)}
+            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                position_ids=positions.to(device), use_cache=False,
+                                logits_to_keep=keep.to(device), **past).logits.float()
+        restricted = torch.cat([logits[:, k, allowed].log_softmax(-1) for k, allowed in enumerate(self._allowed)],
+                               dim=1)
+        return restricted @ self._path_matrix.to(restricted.device)
 
-    def _predict_batch(self, prompts: list[list[int]]) -> list[Prediction]:
-        log_probs = self.label_log_probs(prompts)
-        probs = log_probs.exp().cpu()
-        predictions = []
-        for row in probs:
-            best = int(row.argmax())
-            predictions.append(Prediction(self.labels[best], float(row[best]),
-                                          {label: float(p) for label, p in zip(self.labels, row)}))
-        return predictions
+    def _attention_mask(self, real: torch.Tensor, shared: int) -> torch.Tensor:
+        """Additive (batch, 1, queries, keys) mask: prompt tokens see the shared head and their own
+        earlier real tokens; tree tokens see the whole prompt and their ancestors in the tree."""
+        import torch
+
+        batch, width = real.shape
+        nodes = len(self._tree)
+        sees = torch.zeros((batch, width + nodes, shared + width + nodes), dtype=torch.bool)
+        sees[:, :, :shared] = True
+        causal = torch.ones((width, width), dtype=torch.bool).tril()
+        sees[:, :width, shared : shared + width] = causal & real[:, None, :]
+        sees[:, width:, shared : shared + width] = real[:, None, :]
+        sees[:, width:, shared + width :] = self._tree_sees
+        diagonal = torch.arange(width)
+        sees[:, diagonal, shared + diagonal] = True  # a padding row sees itself: no empty softmax row
+        dtype = self.model.get_input_embeddings().weight.dtype
+        return torch.zeros(sees.shape, dtype=dtype).masked_fill(~sees, torch.finfo(dtype).min)[:, None]
 
 
 def head_inputs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from evals.classify import HeadClassifier, LabelScorer, PromptTemplate, label_token_ids
+from evals.classify import HeadClassifier, LabelScorer, PromptTemplate, _shared_length, label_token_ids
 
 # "billing" is a prefix of the other two and all three share their first tokens, so the trie
 # branches at the root, after "billing" (end-of-turn vs "_"), and after "billing_".
@@ -64,8 +64,18 @@ def test_the_labels_really_share_token_prefixes(tiny_scorer):
     assert dispute[: len(billing) - 1] == billing[:-1]  # "billing" then end-of-turn vs "_..."
     assert dispute[: len(billing)] == question[: len(billing)]
     assert dispute[len(billing)] != question[len(billing)]
-    # The scorer needs logits past the prompt: the cached deeper-branching path is exercised.
+    # The scorer needs logits past the prompt: the label tree (tree attention) is exercised.
     assert len(tiny_scorer._prefixes) == 3 and tiny_scorer._prefixes[0] == ()
+
+
+@pytest.mark.parametrize("prompts, expected", [
+    ([[1, 2, 3, 4], [1, 2, 3, 5]], 3),
+    ([[1, 2, 3], [1, 2, 3, 4]], 2),  # each prompt keeps at least its last token
+    ([[1, 2], [3, 2]], 0),
+    ([[1, 2, 3]], 0),  # a lone prompt has nothing to share
+])
+def test_shared_prompt_head_length(prompts, expected):
+    assert _shared_length(prompts) == expected
 
 
 def test_label_log_probs_match_brute_force(tiny_scorer, tiny_llama):
@@ -73,6 +83,7 @@ def test_label_log_probs_match_brute_force(tiny_scorer, tiny_llama):
     sequences = label_token_ids(tiny_scorer.tokenizer, SHARED_PREFIX_LABELS)
     prompts = [tiny_scorer.prompt_ids(text) for text in TICKETS[:6]]
     assert len({len(p) for p in prompts}) > 3  # different lengths: left padding in the batch
+    assert _shared_length(prompts) > 10  # the system prompt is run once and its cache reused
 
     batched = tiny_scorer.label_log_probs(prompts)
 
@@ -247,9 +258,10 @@ def test_real_smollm_shared_prefix_labels_match_brute_force(smollm):
     tokenizer, model = smollm
     scorer = LabelScorer(model, tokenizer, PromptTemplate("Route the billing ticket.", SHARED_PREFIX_LABELS))
     sequences = label_token_ids(tokenizer, SHARED_PREFIX_LABELS)
-    prompt = scorer.prompt_ids("I was charged twice, this is wrong")
+    prompts = [scorer.prompt_ids(text) for text in ("I was charged twice, this is wrong", "refund please")]
 
-    [row] = scorer.label_log_probs([prompt]).tolist()
+    rows = scorer.label_log_probs(prompts).tolist()  # shared system prompt, tails, label tree
 
-    expected = brute_force_log_probs(model, prompt, sequences)
-    assert row == pytest.approx([expected[label] for label in SHARED_PREFIX_LABELS], abs=1e-4)
+    for row, prompt in zip(rows, prompts):
+        expected = brute_force_log_probs(model, prompt, sequences)
+        assert row == pytest.approx([expected[label] for label in SHARED_PREFIX_LABELS], abs=1e-4)
