@@ -101,8 +101,15 @@ def recommend(
     *,
     compute_dollars: float,
 ) -> Recommendation:
-    """Apply the decision rule to scored candidates; ``gold`` aligns with their predictions."""
+    """Apply the decision rule to scored candidates; ``gold`` aligns with their predictions.
+
+    Once anything is scored on test, only test scores compete: a trial that was not a finalist
+    has a validation score only, and putting it beside test scores would compare different items
+    (and let the split used for selection decide the verdict).
+    """
     scored = [c for c in candidates if c.accuracy is not None]
+    if any(c.split == "test" for c in scored):
+        scored = [c for c in scored if c.split == "test"]
     if not scored:
         names = ", ".join(c.name for c in candidates) or "none"
         return Recommendation(

@@ -128,3 +128,17 @@ def test_without_a_winning_adapter_the_cheapest_saver_is_named():
         "saving $2,495/month against claude-haiku"
     )
     assert "the best adapter, LoRA adapter (trial 3), would cost $5,000/month" in rec.sentence
+
+
+def test_validation_only_trials_do_not_compete_with_test_scores():
+    finalist = adapter(wrong=60)  # 85% on test
+    finalist.name = "finalist"
+    # Not a finalist: 95% on validation, a different set of items; it must not become the best adapter.
+    runner_up = candidate("runner-up", "trial", 20, 1e-5, split="validation", trial_number=4)
+    classical = candidate("tf-idf + logistic regression", "baseline", 40, 1e-6)  # 90% on test
+
+    rec = recommend([finalist, runner_up, classical], GOLD, Economics(), compute_dollars=50)
+
+    assert rec.evidence["best_adapter"] == "finalist"
+    assert [r["name"] for r in rec.evidence["ranking"]] == ["tf-idf + logistic regression", "finalist"]
+    assert rec.winner == "tf-idf + logistic regression"
