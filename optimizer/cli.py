@@ -158,7 +158,10 @@ def predict(bundle: Path = typer.Argument(..., help="A folder written by `roitun
 @app.command()
 def serve(bundle: Path = typer.Argument(..., help="A folder written by `roitune export`."),
           host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 opens it to the network."),
-          port: int = typer.Option(8000, "--port", help="Port to listen on.")) -> None:
+          port: int = typer.Option(8000, "--port", help="Port to listen on."),
+          read_timeout: float = typer.Option(30.0, "--read-timeout", min=0.1,
+                                             help="Seconds a client may take to send a request; "
+                                                  "idle kept-alive connections close after it.")) -> None:
     """Serve a bundle as an OpenAI-compatible chat-completions endpoint (the reply is the label)."""
     from optimizer.predict import BundleClassifier, load_bundle_predictor, open_bundle
     from optimizer.serve import serve_forever
@@ -166,7 +169,7 @@ def serve(bundle: Path = typer.Argument(..., help="A folder written by `roitune 
     with user_errors():
         found = open_bundle(bundle)
         classifier = BundleClassifier(found, load_bundle_predictor(found))
-        serve_forever(classifier, host, port, on_ready=lambda server: err.print(
+        serve_forever(classifier, host, port, read_timeout_s=read_timeout, on_ready=lambda server: err.print(
             f"serving {classifier.model_id} at {server.base_url}  (Ctrl+C stops it)", markup=False, highlight=False))
 
 

@@ -75,9 +75,11 @@ class ClassifierServer(ThreadingHTTPServer):
 
     daemon_threads = True  # a hung client must not keep the process alive at shutdown
 
-    def __init__(self, address: tuple[str, int], classifier: Classifier, *, max_body_bytes: int):
+    def __init__(self, address: tuple[str, int], classifier: Classifier, *, max_body_bytes: int,
+                 read_timeout_s: float):
         self.classifier = classifier
         self.max_body_bytes = max_body_bytes
+        self.read_timeout_s = read_timeout_s
         self.classify_lock = threading.Lock()
         super().__init__(address, _Handler)
 
@@ -94,6 +96,12 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body leave in two writes; with Nagle on, a kept-alive client's delayed ACK
     # would stall each reply ~40 ms.
     disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        # A client that stops sending (or an idle kept-alive connection) would hold its thread
+        # forever; the socket timeout ends it: an idle connection is closed, a stalled body is 408.
+        self.timeout = self.server.read_timeout_s
+        super().setup()
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
         self._dispatch("GET")
@@ -240,7 +248,15 @@ class _Handler(BaseHTTPRequestHandler):
                 f"{self.server.max_body_bytes}",
                 "body_too_large",
             )
-        body = self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            raise _ApiError(
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"request body not received within {self.server.read_timeout_s:g} s",
+                "request_timeout",
+            ) from None
         self._body_read = True
         try:
             request = json.loads(body)
@@ -316,13 +332,15 @@ def make_server(
     port: int = 0,
     *,
     max_body_bytes: int = 1_000_000,
+    read_timeout_s: float = 30.0,
 ) -> ClassifierServer:
     """A bound, not yet running server (port 0 = any free port; see ``server.base_url``).
 
     Run it with ``server.serve_forever()`` (e.g. in a thread) and stop it with
     ``server.shutdown()`` then ``server.server_close()``.
     """
-    return ClassifierServer((host, port), classifier, max_body_bytes=max_body_bytes)
+    return ClassifierServer((host, port), classifier, max_body_bytes=max_body_bytes,
+                            read_timeout_s=read_timeout_s)
 
 
 def serve_forever(
@@ -331,13 +349,14 @@ def serve_forever(
     port: int = 8000,
     *,
     max_body_bytes: int = 1_000_000,
+    read_timeout_s: float = 30.0,
     on_ready: Callable[[ClassifierServer], None] | None = None,
 ) -> None:
     """Serve ``classifier`` until interrupted (Ctrl-C), then close the socket.
 
     ``on_ready(server)`` is called once the socket is bound, e.g. to print the URL.
     """
-    server = make_server(classifier, host, port, max_body_bytes=max_body_bytes)
+    server = make_server(classifier, host, port, max_body_bytes=max_body_bytes, read_timeout_s=read_timeout_s)
     log.info("serving %s on %s", classifier.model_id, server.base_url)
     if on_ready is not None:
         on_ready(server)

@@ -164,6 +164,26 @@ def test_missing_content_length_is_411(served):
     _assert_error(response.status, error, 411)
 
 
+def test_a_client_that_stops_sending_gets_408_and_others_are_still_served(classifier, tickets):
+    import socket
+
+    with _running(make_server(classifier, read_timeout_s=0.5)) as server:
+        stalled = socket.create_connection(server.server_address[:2], timeout=10)
+        stalled.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\"")
+        # Meanwhile another client is answered: the stalled one holds its own thread only.
+        reply = _client(server).chat.completions.create(model="m", messages=tickets.conversations[0])
+        assert reply.choices[0].message.content == tickets.gold[0]
+
+        response = http.client.HTTPResponse(stalled)
+        response.begin()
+        error = json.loads(response.read())
+        _assert_error(response.status, error, 408)
+        assert "not received within 0.5 s" in error["error"]["message"]
+        assert stalled.recv(1) == b""  # and the connection is closed
+        stalled.close()
+
+
 class _Flaky:
     """Wraps the real classifier; raises on tickets containing BOOM."""
 
