@@ -10,6 +10,7 @@ each stop it cleanly with the reason printed.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,7 @@ def run_sweep(cfg: Config, *, console: Console, on_step=None) -> SweepSummary:
     waiting_for: list[int] = []
     while True:
         _fail_stale_trials(study)  # a killed worker's trial: FAIL, and re-queued by the retry callback
+        _remove_orphan_staging(study, run_dir)
         counted = counted_trials(study)
         summary.finished = sum(t.state.is_finished() for t in counted)
         spent = compute_dollars(study)
@@ -144,6 +146,18 @@ def _fail_stale_trials(study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+def _remove_orphan_staging(study, run_dir: Path) -> None:
+    """Delete ``trial-NNNN.partial`` folders of finished trials: a worker killed while saving an
+    adapter leaves one. A running trial's folder may be another worker's save in progress."""
+    import optuna
+
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    for staging in run_dir.glob("trial-*.partial"):
+        number = staging.name.removeprefix("trial-").removesuffix(".partial")
+        if number.isdigit() and int(number) not in running:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def finalists(study) -> list:

@@ -125,6 +125,7 @@ def test_sqlite_worker_killed_mid_trial_then_restarted(tmp_path, tiny_model):
     assert len(trials) == 4  # three results plus the killed attempt, nothing run twice
     assert not any(t.state == RUNNING for t in trials)
     assert_adapters_intact(trials, storage, "demo")
+    assert not stray.exists()  # the killed trial's half-saved adapter was cleaned up
 
 
 @pytest.mark.slow
