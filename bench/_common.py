@@ -162,7 +162,10 @@ def write_result(name: str, payload: dict[str, Any], small: bool) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}{'-small' if small else ''}.json"
     payload = {"benchmark": name, "small": small, "command": command_line(), **payload}
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    text = json.dumps(payload, indent=2, default=str)
+    # Paths relative to the project, so a result says nothing about the machine it ran on.
+    text = text.replace(f"{ROOT}/", "").replace(f"{ROOT.parent}/", "../")
+    path.write_text(text + "\n")
     print(f"\nwrote {path.relative_to(ROOT)}")
     return path
 

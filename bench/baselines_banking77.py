@@ -4,7 +4,7 @@
 Data: Banking77's train.csv (10,003 queries; CC-BY-4.0, Casanueva et al. 2020), read in place
 from ../shared/data/banking77/ (``ROITUNE_BANKING77`` overrides the path). Its official test
 split is not on this machine, so a stratified 20% is held out as test with
-``evals.data.stratified_split(seed=0)`` (8,002 train / 2,001 test).
+``evals.data.stratified_split(seed=0)`` (8,005 train / 1,998 test).
 
 - classical (TF-IDF word + char n-grams, logistic regression) and embedding (MiniLM-L6 +
   logistic regression) train on all 8,002 train rows and are scored on all 2,001 test rows;

@@ -6,10 +6,12 @@ config (``optimizer.config.demo_config_text``: the bundled tickets, SmolLM2-135M
 1 epoch, batch 16, one validation check per epoch, hyperband pruner) and
 
     --set data.max_train_rows=120 --set search.max_eval_items=40 --set search.trials=2
+    --set search.pruner=none
 
 with the study (SQLite) and adapters in a temporary folder. From each trial's user attributes:
 ``timings`` (train = optimizer steps, eval = validation scoring incl. the pruning check,
-overhead = the rest) and ``train_seconds`` (the trial's wall time); overhead share =
+overhead = the rest) and ``train_seconds`` (the trial's wall time; a pruned trial records
+no ``timings``, hence ``pruner=none``); overhead share =
 overhead / wall (target < 10%). The first trial loads the base model; the second reuses it
 (``optimizer.trial.Workbench``). Bench-side wrappers (timing only, no behaviour change) split the
 overhead into model / tokenizer loading, LoRA wrapping, tokenising the rows, saving the adapter
@@ -90,8 +92,11 @@ def main() -> None:
     config = work / "roitune.yaml"
     config.write_text(demo_config_text())
     storage = f"sqlite:///{work / 'study.db'}"
+    # pruner=none: the demo's hyperband pruner may prune the second trial at its only check (the
+    # end of its one epoch), and a pruned trial records no `timings` (measured: trial 1 PRUNED in
+    # the first full run), so there would be nothing to compare.
     flags = [f"data.max_train_rows={rows_n}", f"search.max_eval_items={eval_n}", "search.trials=2",
-             f"runs_dir={work / 'runs'}"]
+             "search.pruner=none", f"runs_dir={work / 'runs'}"]
     argv = ["sweep", "-c", str(config), "--storage", storage, "--study", "overhead"]
     for flag in flags:
         argv += ["--set", flag]
@@ -118,10 +123,12 @@ def main() -> None:
                         "validation_accuracy": (a.get("validation_scores") or {}).get("accuracy"),
                         "items_per_second": a.get("items_per_second"), "overhead_parts": parts,
                         "fail_reason": a.get("fail_reason")})
+        has = bool(timings)
         rows.append([t.number, t.state.name, a.get("name", ""), f"{wall_t:.1f}" if wall_t else "-",
-                     f"{timings.get('train', 0):.1f}", f"{timings.get('eval', 0):.1f}", f"{timings.get('overhead', 0):.1f}",
-                     f"{100 * share:.1f}%" if share is not None else "-",
-                     f"{(a.get('training') or {}).get('tokens_per_second', 0):.0f}"])
+                     f"{timings['train']:.1f}" if has else "-", f"{timings['eval']:.1f}" if has else "-",
+                     f"{timings['overhead']:.1f}" if has else "-",
+                     f"{100 * share:.1f}%" if has and share is not None else "-",
+                     f"{a['training']['tokens_per_second']:.0f}" if a.get("training") else "-"])
     text = table(["trial", "state", "settings", "wall s (train_seconds)", "train s", "eval s", "overhead s",
                   "overhead / wall", "train tokens/s"], rows,
                  title=f"roitune sweep, 2 trials, {rows_n} train rows, {eval_n} validation items, "

@@ -369,6 +369,7 @@ def main() -> None:
                    help="Batch of trl-default and its fp32 twin (bf16 on this CPU is too slow for 16 in 15 min).")
     p.add_argument("--with-nometrics", action="store_true", help="Also a whole-step trl-fixed-nometrics arm.")
     p.add_argument("--skip", default="", help="Comma-separated arms to leave out.")
+    p.add_argument("--tag", default="", help="Suffix of the result file (bench/results/trial_throughput-TAG.json).")
     args = p.parse_args()
     info = setup(args.threads)
     import tempfile
@@ -550,7 +551,7 @@ def main() -> None:
                              f"{micro['positions_project']} answer positions, vocabulary {micro['vocab']}, "
                              f"median of {micro['reps']} interleaved reps")
     info["load_average_during"] = load.summary()
-    write_result("trial_throughput", {"machine": info, "batch": batch, "trl_default_batch": small_batch,
+    write_result("trial_throughput" + (f"-{args.tag}" if args.tag else ""), {"machine": info, "batch": batch, "trl_default_batch": small_batch,
                                       "rounds": rounds, "wall_seconds": wall, "arms": results, "effects": effects,
                                       "trl_default_vs_plain_derived": derived, "lm_head_micro": micro,
                                       "table": text, "effects_table": effect_text, "micro_table": micro_text},
