@@ -19,7 +19,7 @@ from rich.console import Console
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Measure whether fine-tuning a small model beats prompting and hosted APIs, in dollars.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and validate data files.")
-app.add_typer(data_app, name="data")
+app.add_typer(data_app, name="data", rich_help_panel="Start")
 out = Console()
 err = Console(stderr=True)
 
@@ -73,7 +73,7 @@ def _print_json(value) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
 
 
-@app.command()
+@app.command(rich_help_panel="Start")
 def init(out_path: Path = typer.Option(Path("roitune.yaml"), "--out", "-o", help="Where to write the config."),
          force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
     """Write a commented config for the bundled demo data."""
@@ -89,7 +89,44 @@ def init(out_path: Path = typer.Option(Path("roitune.yaml"), "--out", "-o", help
     err.print(f"wrote {out_path}")
 
 
-@app.command()
+@data_app.command("check")
+def data_check(
+    path: Path = typer.Argument(..., help="A chat JSONL, text/label JSONL, CSV or preference-pairs file."),
+    text_field: str = typer.Option("text", help="Text column / key."),
+    label_field: str = typer.Option("label", help="Label column / key."),
+    model: str = typer.Option("smollm2-135m-instruct", help="Tokenizer for the length percentiles."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Validate a data file and print rows, labels, token lengths and duplicates."""
+    from evals.datacheck import check_file
+
+    with user_errors():
+        report = check_file(path, text_field=text_field, label_field=label_field, model=model)
+    if json_out:
+        _print_json(report.as_dict())
+    else:
+        report.print(out)
+
+
+@app.command(rich_help_panel="Measure")
+def baseline(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
+             only: Optional[str] = typer.Option(None, "--only", help="Comma-separated baselines to run."),
+             json_out: bool = JsonOpt) -> None:
+    """Run the baseline ladder and record each baseline in the study storage."""
+    from optimizer.ladder import run_baselines
+
+    with user_errors():
+        cfg = _config(config, overrides)
+        rows = run_baselines(cfg, only=[n.strip() for n in only.split(",")] if only else None, console=err)
+    if json_out:
+        _print_json(rows)
+    else:
+        from optimizer.tables import candidates_table
+
+        out.print(candidates_table(rows, title="Baselines (test split)"))
+
+
+@app.command(rich_help_panel="Measure")
 def sweep(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
           trials: Optional[int] = typer.Option(None, "--trials", help="Finished trials to reach (resumes)."),
           storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (sqlite:///... or postgresql://...)."),
@@ -119,98 +156,7 @@ def sweep(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = S
         out.print(candidates_table(rows, title=f"Candidates in study '{cfg.study}'"))
 
 
-@app.command()
-def export(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
-           trial: str = typer.Option("best", "--trial", help="Trial number, or 'best' (by the study's objective; "
-                                     "pareto: the front member with the lowest monthly cost)."),
-           out_dir: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
-           merge: bool = typer.Option(False, "--merge", help="Also write merged/: a standalone merged model."),
-           force: bool = typer.Option(False, "--force", help="Replace an existing --out folder.")) -> None:
-    """Export a trial's adapter as a self-contained bundle (adapter, tokenizer, labels, model card)."""
-    from optimizer.export import export_bundle
-
-    with user_errors():
-        cfg = _config(config, overrides)
-        result = export_bundle(cfg, trial, out_dir, merge=merge, force=force, console=err)
-    err.print(f"exported trial {result.trial} to {result.path}", markup=False, highlight=False)
-    out.print(result.serve_hint, markup=False, highlight=False, soft_wrap=True)
-
-
-@app.command()
-def predict(bundle: Path = typer.Argument(..., help="A folder written by `roitune export`."),
-            input_path: Path = typer.Argument(..., metavar="INPUT", help="Chat JSONL, text JSONL or CSV; labels optional."),
-            out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the JSON lines here (default: stdout)."),
-            batch_size: int = typer.Option(16, "--batch-size", min=1, help="Items per forward pass."),
-            text_field: str = typer.Option("text", help="Text column / key."),
-            label_field: str = typer.Option("label", help="Label column / key (optional in the file).")) -> None:
-    """Classify a file with an exported bundle: one {"id", "label", "probability"} line per row."""
-    from optimizer.predict import open_bundle, predict_file
-
-    with user_errors():
-        rows, accuracy = predict_file(open_bundle(bundle), input_path, out_path, batch_size=batch_size, console=err,
-                                      text_field=text_field, label_field=label_field)
-    if out_path is not None:
-        err.print(f"wrote {rows} predictions to {out_path}", markup=False, highlight=False)
-    if accuracy is not None:
-        err.print(f"accuracy {100 * accuracy.value:.1f}% ({accuracy.correct} of {accuracy.labelled} labelled rows)")
-
-
-@app.command()
-def serve(bundle: Path = typer.Argument(..., help="A folder written by `roitune export`."),
-          host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 opens it to the network."),
-          port: int = typer.Option(8000, "--port", help="Port to listen on."),
-          read_timeout: float = typer.Option(30.0, "--read-timeout", min=0.1,
-                                             help="Seconds a client may take to send a request; "
-                                                  "idle kept-alive connections close after it.")) -> None:
-    """Serve a bundle as an OpenAI-compatible chat-completions endpoint (the reply is the label)."""
-    from optimizer.predict import BundleClassifier, load_bundle_predictor, open_bundle
-    from optimizer.serve import serve_forever
-
-    with user_errors():
-        found = open_bundle(bundle)
-        classifier = BundleClassifier(found, load_bundle_predictor(found))
-        serve_forever(classifier, host, port, read_timeout_s=read_timeout, on_ready=lambda server: err.print(
-            f"serving {classifier.model_id} at {server.base_url}  (Ctrl+C stops it)", markup=False, highlight=False))
-
-
-@data_app.command("check")
-def data_check(
-    path: Path = typer.Argument(..., help="A chat JSONL, text/label JSONL, CSV or preference-pairs file."),
-    text_field: str = typer.Option("text", help="Text column / key."),
-    label_field: str = typer.Option("label", help="Label column / key."),
-    model: str = typer.Option("smollm2-135m-instruct", help="Tokenizer for the length percentiles."),
-    json_out: bool = JsonOpt,
-) -> None:
-    """Validate a data file and print rows, labels, token lengths and duplicates."""
-    from evals.datacheck import check_file
-
-    with user_errors():
-        report = check_file(path, text_field=text_field, label_field=label_field, model=model)
-    if json_out:
-        _print_json(report.as_dict())
-    else:
-        report.print(out)
-
-
-@app.command()
-def baseline(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
-             only: Optional[str] = typer.Option(None, "--only", help="Comma-separated baselines to run."),
-             json_out: bool = JsonOpt) -> None:
-    """Run the baseline ladder and record each baseline in the study storage."""
-    from optimizer.ladder import run_baselines
-
-    with user_errors():
-        cfg = _config(config, overrides)
-        rows = run_baselines(cfg, only=[n.strip() for n in only.split(",")] if only else None, console=err)
-    if json_out:
-        _print_json(rows)
-    else:
-        from optimizer.tables import candidates_table
-
-        out.print(candidates_table(rows, title="Baselines (test split)"))
-
-
-@app.command()
+@app.command(rich_help_panel="Decide")
 def report(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt, json_out: bool = JsonOpt,
            html_path: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report here.")) -> None:
     """Rank every candidate by monthly dollars against the current solution and say what to do."""
@@ -237,7 +183,7 @@ def report(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = 
     out.print(result.recommendation.sentence, markup=False, highlight=False)
 
 
-@app.command()
+@app.command(rich_help_panel="Decide")
 def dashboard(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
               host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 opens it to the network."),
               port: int = typer.Option(8501, "--port", help="Port to listen on.")) -> None:
@@ -269,6 +215,60 @@ def dashboard(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]]
         finally:
             signal.signal(signal.SIGTERM, previous)
     raise typer.Exit(code)
+
+
+@app.command(rich_help_panel="Ship")
+def export(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
+           trial: str = typer.Option("best", "--trial", help="Trial number, or 'best' (by the study's objective; "
+                                     "pareto: the front member with the lowest monthly cost)."),
+           out_dir: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
+           merge: bool = typer.Option(False, "--merge", help="Also write merged/: a standalone merged model."),
+           force: bool = typer.Option(False, "--force", help="Replace an existing --out folder.")) -> None:
+    """Export a trial's adapter as a self-contained bundle (adapter, tokenizer, labels, model card)."""
+    from optimizer.export import export_bundle
+
+    with user_errors():
+        cfg = _config(config, overrides)
+        result = export_bundle(cfg, trial, out_dir, merge=merge, force=force, console=err)
+    err.print(f"exported trial {result.trial} to {result.path}", markup=False, highlight=False)
+    out.print(result.serve_hint, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command(rich_help_panel="Ship")
+def predict(bundle: Path = typer.Argument(..., help="A folder written by `roitune export`."),
+            input_path: Path = typer.Argument(..., metavar="INPUT", help="Chat JSONL, text JSONL or CSV; labels optional."),
+            out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the JSON lines here (default: stdout)."),
+            batch_size: int = typer.Option(16, "--batch-size", min=1, help="Items per forward pass."),
+            text_field: str = typer.Option("text", help="Text column / key."),
+            label_field: str = typer.Option("label", help="Label column / key (optional in the file).")) -> None:
+    """Classify a file with an exported bundle: one {"id", "label", "probability"} line per row."""
+    from optimizer.predict import open_bundle, predict_file
+
+    with user_errors():
+        rows, accuracy = predict_file(open_bundle(bundle), input_path, out_path, batch_size=batch_size, console=err,
+                                      text_field=text_field, label_field=label_field)
+    if out_path is not None:
+        err.print(f"wrote {rows} predictions to {out_path}", markup=False, highlight=False)
+    if accuracy is not None:
+        err.print(f"accuracy {100 * accuracy.value:.1f}% ({accuracy.correct} of {accuracy.labelled} labelled rows)")
+
+
+@app.command(rich_help_panel="Ship")
+def serve(bundle: Path = typer.Argument(..., help="A folder written by `roitune export`."),
+          host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 opens it to the network."),
+          port: int = typer.Option(8000, "--port", help="Port to listen on."),
+          read_timeout: float = typer.Option(30.0, "--read-timeout", min=0.1,
+                                             help="Seconds a client may take to send a request; "
+                                                  "idle kept-alive connections close after it.")) -> None:
+    """Serve a bundle as an OpenAI-compatible chat-completions endpoint (the reply is the label)."""
+    from optimizer.predict import BundleClassifier, load_bundle_predictor, open_bundle
+    from optimizer.serve import serve_forever
+
+    with user_errors():
+        found = open_bundle(bundle)
+        classifier = BundleClassifier(found, load_bundle_predictor(found))
+        serve_forever(classifier, host, port, read_timeout_s=read_timeout, on_ready=lambda server: err.print(
+            f"serving {classifier.model_id} at {server.base_url}  (Ctrl+C stops it)", markup=False, highlight=False))
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ baseline in the study storage."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -183,8 +184,9 @@ def test_installed_script_help(tmp_path):
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
 
     assert result.returncode == 0, result.stderr
-    for command in ("init", "data", "baseline"):
-        assert command in result.stdout
+    listed = re.findall(r"^│ ([a-z]+) ", result.stdout, flags=re.M)
+    # In the order of the work: set up, measure, decide, ship.
+    assert listed == ["init", "data", "baseline", "sweep", "report", "dashboard", "export", "predict", "serve"]
     assert "Traceback" not in result.stderr
 
 
