@@ -42,8 +42,10 @@ demo: venv
 	$(BIN)/roitune sweep -c $(DEMO)/roitune.yaml
 	$(BIN)/roitune report -c $(DEMO)/roitune.yaml --html $(DEMO)/report.html
 
+# Two workers, one per core, each a single torch thread (tests/conftest.py); a module's tests stay
+# on one worker so its trained fixtures are built once.
 test: venv system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow"
