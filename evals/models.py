@@ -108,7 +108,12 @@ def model_path(name: str) -> str:
             return str(bundled_dir(name))
         target = cache_root() / "models" / name
         if not (target / "config.json").is_file():
-            _convert_gguf(name, target)
+            from filelock import FileLock
+
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(f"{target}.lock"):  # several workers start at once: one converts, all reuse it
+                if not (target / "config.json").is_file():
+                    _convert_gguf(name, target)
         return str(target)
     return name
 

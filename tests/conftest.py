@@ -28,18 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SMOLLM = "smollm2-135m-instruct"
 
 
-# Modules that read the same session-built study; under ``pytest -n`` they must share a worker,
-# or each worker would train it again.
-_SHARED_STUDY = {"test_report.py", "test_dashboard.py"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # `make test` runs `pytest -n 2 --dist loadgroup`: one group per module keeps module and
-    # session fixtures (trained adapters, studies) on one worker, as --dist loadfile would.
-    for item in items:
-        module = item.path.name
-        item.add_marker(pytest.mark.xdist_group("report-study" if module in _SHARED_STUDY else module))
     if not any(item.get_closest_marker("gpu") for item in items):
         return
     import torch

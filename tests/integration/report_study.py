@@ -5,8 +5,8 @@ sweep of the bundled SmolLM2 (``roitune sweep``), all through the CLI, so the te
 user's study holds. To keep it to minutes on two CPU cores, the sweep trains on 80 rows and
 everything is tested on a quarter of the demo test split (stratified). One FAIL trial is added
 by hand (a sweep on the demo data does not fail), so the dashboard's failure list has something
-to show. The study lives under pytest's session folder; the second test module to ask for it
-finds it there.
+to show. The study lives under pytest's session folder (shared by the workers of `pytest -n`);
+the second test module to ask for it finds it there, waiting if another worker is building it.
 """
 
 from __future__ import annotations
@@ -40,12 +40,28 @@ class StudyFiles:
         return ["-c", str(self.config), *(arg for flag in self.overrides for arg in ("--set", flag))]
 
 
+def study_root(tmp_path_factory) -> Path:
+    """Where the session's study lives: under ``pytest -n`` the workers' common folder, so the
+    worker that comes second finds the first one's study instead of training it again."""
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "report-study"
+
+
 def build_study(root: Path) -> StudyFiles:
+    from filelock import FileLock
+
     files = StudyFiles(config=root / "roitune.yaml", test=root / "test.jsonl", db=root / "s.db", runs=root / "runs")
-    done = root / "done"
-    if done.is_file():
-        return files
     root.mkdir(parents=True, exist_ok=True)
+    with FileLock(root / "build.lock"):  # another worker may be building it right now
+        if not (root / "done").is_file():
+            _build(files)
+            (root / "done").write_text("")
+    return files
+
+
+def _build(files: StudyFiles) -> None:
     from optimizer.config import demo_config_text, demo_data_dir
 
     files.config.write_text(demo_config_text(), encoding="utf-8")
@@ -56,8 +72,6 @@ def build_study(root: Path) -> StudyFiles:
     _run(["sweep", *files.cli_flags(), "--trials", "2", "--set", "search.max_eval_items=40",
           "--set", "data.max_train_rows=80", "--set", "search.evals_per_epoch=1", "--set", "search.pruner=median"])
     _add_failed_trial(files)
-    done.write_text("")
-    return files
 
 
 def _write_quarter(source: Path, target: Path) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from report_study import FAIL_REASON, StudyFiles, build_study
+from report_study import FAIL_REASON, StudyFiles, build_study, study_root
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 from typer.testing import CliRunner
@@ -39,7 +39,7 @@ slow = pytest.mark.slow  # the session's study trains two adapters on CPU
 
 @pytest.fixture(scope="session")
 def study(tmp_path_factory: pytest.TempPathFactory) -> StudyFiles:
-    return build_study(tmp_path_factory.getbasetemp() / "report-study")
+    return build_study(study_root(tmp_path_factory))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from report_study import StudyFiles, build_study
+from report_study import StudyFiles, build_study, study_root
 from typer.testing import CliRunner
 
 from evals.cost import roi
@@ -28,7 +28,7 @@ CANDIDATE_FIELDS = {"name", "kind", "trial_number", "accuracy", "accuracy_ci", "
 
 @pytest.fixture(scope="session")
 def study(tmp_path_factory: pytest.TempPathFactory) -> StudyFiles:
-    return build_study(tmp_path_factory.getbasetemp() / "report-study")
+    return build_study(study_root(tmp_path_factory))
 
 
 def invoke(*args: str) -> str:
