@@ -110,6 +110,7 @@ def model_path(name: str) -> str:
         if not (target / "config.json").is_file():
             from filelock import FileLock
 
+            bundled_dir(name)  # a missing package is reported before anything is written
             target.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(f"{target}.lock"):  # several workers start at once: one converts, all reuse it
                 if not (target / "config.json").is_file():
