@@ -121,10 +121,14 @@ def model_path(name: str) -> str:
 
 def _quiet_transformers() -> None:
     """Our own progress bars describe the work; transformers' per-load bars are noise."""
+    import warnings
+
     from transformers.utils import logging
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+    # peft (0.21) reads the deprecated alias on every get_peft_model: a warning users cannot act on.
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def _common_kwargs() -> dict[str, Any]:
