@@ -78,27 +78,28 @@ def run_task(name: str, items, labels, model, tokenizer, *, batch: int, load: Lo
     def constrained(chunk):
         return [p.label for p in scorer.predict_ids(chunk, batch_size=len(chunk))]
 
+    def left_padded(chunk):
+        """(ids, mask) of a batch whose prompts all end in the last column, as both arms serve."""
+        width = max(len(p) for p in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, p in enumerate(chunk):
+            ids[row, width - len(p):] = torch.tensor(p)
+            mask[row, width - len(p):] = 1
+        return ids, mask
+
     def prompt_only(chunk):
         """Every whole prompt through the model once, last-position logits only: what scoring
         costs without sharing the prompt start, before any label token."""
-        width = max(len(p) for p in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, p in enumerate(chunk):
-            ids[row, width - len(p):] = torch.tensor(p)
-            mask[row, width - len(p):] = 1
+        ids, mask = left_padded(chunk)
         with torch.inference_mode():
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                           use_cache=False, logits_to_keep=1).logits
+            model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                  use_cache=False, logits_to_keep=1)
         return [None] * len(chunk)
 
     def generate(chunk):
-        width = max(len(p) for p in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, p in enumerate(chunk):
-            ids[row, width - len(p):] = torch.tensor(p)
-            mask[row, width - len(p):] = 1
+        ids, mask = left_padded(chunk)
+        width = ids.shape[1]
         with torch.inference_mode():
             out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False,
                                  pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)

@@ -21,6 +21,7 @@ that is exact while prompt and label stay inside its window (``max_prompt_tokens
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -119,11 +120,7 @@ def _shared_length(prompts: Sequence[list[int]]) -> int:
     (its last position must be computed per item). A lone prompt shares nothing."""
     if len(prompts) < 2:
         return 0
-    first, limit = prompts[0], min(len(p) for p in prompts) - 1
-    length = 0
-    while length < limit and all(p[length] == first[length] for p in prompts):
-        length += 1
-    return length
+    return min(len(os.path.commonprefix(list(prompts))), min(map(len, prompts)) - 1)
 
 
 def _cache_argument(model: PreTrainedModel) -> str:
@@ -166,8 +163,11 @@ class LabelScorer:
         # point, parents before children; node i is the last token of prefix tree[i].
         self._tree = sorted({p[:d] for p in self._prefixes for d in range(1, len(p) + 1)},
                             key=lambda p: (len(p), p))
+        self._tree_tokens = torch.tensor([p[-1] for p in self._tree], dtype=torch.long)
+        self._tree_depths = torch.tensor([len(p) for p in self._tree], dtype=torch.long)
         self._tree_sees = torch.tensor([[p[: len(q)] == q for q in self._tree] for p in self._tree],
                                        dtype=torch.bool).reshape(len(self._tree), len(self._tree))
+        self._cache_argument = _cache_argument(model)
         node = {p: i for i, p in enumerate(self._tree)}
         self._logit_nodes = [node[p] if p else -1 for p in self._prefixes]  # -1: the prompt's end
         # log P(label) = sum over its branching points of the renormalised log-prob of its token
@@ -242,16 +242,15 @@ class LabelScorer:
         for row, tail in enumerate(tails):  # left padding: every prompt ends at column width - 1
             ids[row, width - len(tail) : width] = torch.tensor(tail)
             real[row, width - len(tail) :] = True
-        ids[:, width:] = torch.tensor([p[-1] for p in self._tree], dtype=torch.long)
+        ids[:, width:] = self._tree_tokens
         prompt_positions = shared + (real.long().cumsum(-1) - 1).clamp(min=0)
-        depths = torch.tensor([len(p) for p in self._tree], dtype=torch.long)
-        positions = torch.cat([prompt_positions, prompt_positions[:, -1:] + depths], dim=1)
+        positions = torch.cat([prompt_positions, prompt_positions[:, -1:] + self._tree_depths], dim=1)
         keep = torch.tensor([width - 1 if n < 0 else width + n for n in self._logit_nodes])
         past = {}
         if head.cache is not None:
             cache = copy.deepcopy(head.cache)  # the forward appends to it; the head serves every batch
             cache.batch_repeat_interleave(batch)
-            past = {_cache_argument(self.model): cache}
+            past = {self._cache_argument: cache}
         mask = self._attention_mask(real, shared)
         with torch.inference_mode():
             logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),

@@ -153,8 +153,11 @@ def _remove_orphan_staging(study, run_dir: Path) -> None:
     adapter leaves one. A running trial's folder may be another worker's save in progress."""
     import optuna
 
+    stagings = list(run_dir.glob("trial-*.partial"))
+    if not stagings:  # the usual case: no storage query on every turn of the sweep loop
+        return
     running = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
-    for staging in run_dir.glob("trial-*.partial"):
+    for staging in stagings:
         number = staging.name.removeprefix("trial-").removesuffix(".partial")
         if number.isdigit() and int(number) not in running:
             shutil.rmtree(staging, ignore_errors=True)
