@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dashboards import pages
 from dashboards.data import REFRESH_S, Context, Source, load_snapshot, make_context, parse_source
-from evals.results import redact_url
+from evals.storage import redact_url
 
 PAGES = [  # (function, title, url path, icon)
     (pages.overview, "Overview", "overview", ":material/insights:"),

@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import streamlit as st
+from pydantic import BaseModel, ConfigDict, Field
 
-from evals.candidates import Candidate
+from evals.configfile import read_config
 from evals.cost import Economics
+from evals.record import (CandidateRecord, Measurement, StudyData, compute_dollars, measurements, records, study_data,
+                          sweep_trials)
 from evals.report import Report, build_report
-from evals.results import candidates, compute_dollars, storage_for, sweep_trials, trial_attrs
+from evals.storage import DEFAULT_STORAGE, DEFAULT_STUDY, redact_url, storage_for
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -28,19 +31,20 @@ if TYPE_CHECKING:
 REFRESH_S = 5
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where the study lives and the user's economics."""
+class Source(BaseModel):
+    """The parts of ``roitune.yaml`` the dashboard reads: where the study lives and the user's
+    economics (the rest of the file is the CLI's, validated there before the app starts)."""
 
-    storage: str
-    study: str
-    economics: Economics
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    storage: str = Field(DEFAULT_STORAGE, description="Optuna storage URL.")
+    study: str = Field(DEFAULT_STUDY, description="Study name inside the storage.")
+    economics: Economics = Field(default_factory=Economics, description="Volumes and prices.")
 
 
 def parse_source(argv: Sequence[str]) -> Source:
     """``--config FILE`` and ``--set key=value`` as on the CLI; ``--storage``/``--study`` win over both.
 
-    Raises ``optimizer.config.ConfigError`` (a ValueError) listing every config problem.
+    Raises ``evals.configfile.ConfigError`` (a ValueError) listing every config problem.
     """
     parser = argparse.ArgumentParser(prog="dashboards/app.py", add_help=False)
     parser.add_argument("--config")
@@ -48,14 +52,9 @@ def parse_source(argv: Sequence[str]) -> Source:
     parser.add_argument("--storage")
     parser.add_argument("--study")
     args, _ = parser.parse_known_args(list(argv))
-    if args.config is None:  # no config: default economics, storage and study from the flags
-        return Source(args.storage or "sqlite:///runs/roitune.db", args.study or "roitune", Economics())
-    # optimizer.config is the config's schema only (torch-free): reading it here keeps one
-    # precedence rule (defaults < YAML < --set) for the CLI and the dashboard.
-    from optimizer.config import load_config
-
-    cfg = load_config(args.config, args.overrides)
-    return Source(args.storage or cfg.storage, args.study or cfg.study, cfg.economics)
+    # One precedence rule (defaults < YAML < --set) for the CLI and the dashboard.
+    source = read_config(args.config, args.overrides, Source)
+    return source.model_copy(update={"storage": args.storage or source.storage, "study": args.study or source.study})
 
 
 @dataclass(frozen=True)
@@ -64,15 +63,16 @@ class Snapshot:
 
     study: str
     directions: list[str]
-    candidates: list[Candidate]
+    records: list[CandidateRecord]  # every candidate, any state, finalists' test results merged in
+    measured: dict[tuple[int, str], Measurement]  # throughputs measured on the serving hardware
     compute_dollars: float
-    labels: list[str]
-    test_texts: list[str]
-    test_gold: list[str]
-    trials: list[FrozenTrial]  # sweep trials only (baselines are candidates)
-    attrs: dict[int, dict[str, Any]]  # every trial's user attributes, finalists' test results merged in
+    data: StudyData
+    trials: list[FrozenTrial]  # sweep trials only, as Optuna keeps them (params, intermediate values)
     loaded_at: datetime
     fingerprint: str  # see _fingerprint
+
+    def record(self, number: int) -> CandidateRecord:
+        return next(r for r in self.records if r.number == number)
 
 
 @st.cache_resource(show_spinner=False)
@@ -93,8 +93,6 @@ def load_snapshot(url: str, name: str) -> Snapshot:
     """The study, re-read at most every few seconds. Raises LookupError when it does not exist."""
     import optuna
 
-    from evals.results import redact_url
-
     _check_exists(url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -102,14 +100,10 @@ def load_snapshot(url: str, name: str) -> Snapshot:
     except KeyError as err:
         raise LookupError(f"no study '{name}' in {redact_url(url)}: run `roitune baseline` or `roitune sweep` first") from err
     trials = study.get_trials(deepcopy=False)
-    attrs = {t.number: trial_attrs(study, t) for t in trials}
-    user = study.user_attrs
     return Snapshot(
-        study=name, directions=[d.name.lower() for d in study.directions], candidates=candidates(study),
-        compute_dollars=compute_dollars(study), labels=list(user.get("labels", [])),
-        test_texts=list(user.get("test_texts", [])), test_gold=list(user.get("test_gold", [])),
-        trials=sweep_trials(study), attrs=attrs, loaded_at=datetime.now(),
-        fingerprint=_fingerprint(trials, user),
+        study=name, directions=[d.name.lower() for d in study.directions], records=records(study),
+        measured=measurements(study), compute_dollars=compute_dollars(study), data=study_data(study),
+        trials=sweep_trials(study), loaded_at=datetime.now(), fingerprint=_fingerprint(trials, study.user_attrs),
     )
 
 
@@ -132,6 +126,6 @@ class Context:
 
 def make_context(source: Source) -> Context:
     snap = load_snapshot(source.storage, source.study)
-    report = build_report(snap.candidates, snap.test_gold, source.economics,
-                          compute_dollars=snap.compute_dollars, study=snap.study)
+    report = build_report(snap.records, snap.data, source.economics, compute_dollars=snap.compute_dollars,
+                          study=snap.study, measured=snap.measured)
     return Context(source, snap, report)

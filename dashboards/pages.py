@@ -13,34 +13,34 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboards.data import Context, Snapshot
-from evals.candidates import Candidate
-from evals.metrics import INVALID
-from evals.report import (
+from evals.charts import (
     COLOURS,
     QUALITY_METRICS,
-    Report,
-    headline_text,
-    is_hosted,
-    key_numbers,
-    money,
     pareto_figure,
     pareto_points,
     payback_figure,
     payback_horizon,
     payback_series,
-    payback_text,
-    pct,
+)
+from evals.formatting import money, payback_text, pct, volume_text
+from evals.metrics import INVALID
+from evals.record import CandidateRecord
+from evals.report import (
+    TABLE_COLUMNS,
+    Report,
+    candidate_row,
+    headline_text,
+    key_numbers,
+    provenance_lines,
     table_cells,
-    volume_text,
     what_if,
 )
 
-LADDER_COLUMNS = ["", "candidate", "kind", "split", "accuracy (95% CI)", "macro-F1", "$/item", "items/s",
-                  "$/month", "saves $/month", "payback", "break-even volume"]
-# The overview fits its ladder on one screen; the kind shows in the name (baseline:..., trial N: ...).
-OVERVIEW_COLUMNS = ["", "candidate", "split", "accuracy (95% CI)", "macro-F1", "$/item", "$/month",
-                    "saves $/month", "payback"]
-_SENTENCE_BOX = {"fine_tune": st.success, "keep_current": st.warning, "no_metrics": st.info}
+LADDER_COLUMNS = ["", *TABLE_COLUMNS]
+# The overview fits its ladder on one screen.
+OVERVIEW_COLUMNS = ["", "candidate", TABLE_COLUMNS[2], "test accuracy", "$/item", "$/month", "saves $/month",
+                    "payback", "vs current", "caps"]
+_SENTENCE_BOX = {"replace": st.success, "keep_current": st.warning, "no_metrics": st.info}
 
 
 # --- shared pieces --------------------------------------------------------------------------
@@ -58,7 +58,7 @@ def _metrics(numbers: Sequence[tuple[str, str]]) -> None:
 
 def ladder_frame(report: Report) -> pd.DataFrame:
     """The ranked candidates as the report's table; ★ marks the recommended one."""
-    rows = [["★" if r.candidate.name == report.recommendation.winner else "", *table_cells(r)]
+    rows = [["★" if r.record.name == report.recommendation.winner else "", *table_cells(candidate_row(r))]
             for r in report.ranked]
     return pd.DataFrame(rows, columns=LADDER_COLUMNS)
 
@@ -97,6 +97,8 @@ def overview(ctx: Context) -> None:
         series = payback_series(report)
         _chart(payback_figure(series, payback_horizon(series)), "overview-payback",
                f"Cumulative net savings against {e.current_solution}")
+    with st.expander("Where the numbers come from"):
+        st.markdown("\n".join(f"- {line}" for line in provenance_lines(report)))
 
 
 # --- Pareto front -------------------------------------------------------------------------
@@ -107,9 +109,9 @@ def pareto(ctx: Context) -> None:
     metric = st.radio("Quality", list(QUALITY_METRICS), format_func=QUALITY_METRICS.get, horizontal=True,
                       key="pareto-metric")
     _chart(pareto_figure(ctx.report, metric), "pareto")
-    st.caption("Baselines and sweep trials together; ringed points are on the non-dominated front (no other "
-               "candidate is both better and cheaper). Trials not yet scored on test are placed at their "
-               "validation score (see the split column).")
+    st.caption("Baselines, sweep trials and cascades together, at their validation score (where the verdict is "
+               "decided); ringed points are on the non-dominated front (no other candidate is both better and "
+               "cheaper).")
     front = _front_rows(ctx.report, metric)
     st.subheader("On the front")
     st.dataframe(pd.DataFrame(front), hide_index=True, width="stretch")
@@ -132,14 +134,13 @@ def roi_calculator(ctx: Context) -> None:
     if not ctx.report.ranked:
         st.info("No candidate has been scored yet: run `roitune baseline` and `roitune sweep`.")
         return
-    names = [r.candidate.name for r in ctx.report.ranked]
-    name = st.selectbox("Candidate", names, index=names.index(ctx.report.headline.candidate.name),
+    names = [r.record.name for r in ctx.report.ranked]
+    name = st.selectbox("Candidate", names, index=names.index(ctx.report.headline.record.name),
                         key="roi-candidate")
     volume, dollars_per_hour, api_price, cost_per_error = _roi_inputs(e)
-    result = what_if(snap.candidates, snap.test_gold, e, compute_dollars=snap.compute_dollars, volume=volume,
-                     dollars_per_hour=dollars_per_hour, current_cost_per_item=api_price,
-                     cost_per_error=cost_per_error)
-    chosen = next(r for r in result.ranked if r.candidate.name == name)
+    result = what_if(ctx.report, found=snap.records, measured=snap.measured, volume=volume,
+                     dollars_per_hour=dollars_per_hour, current_cost_per_item=api_price, cost_per_error=cost_per_error)
+    chosen = next(r for r in result.ranked if r.record.name == name)
     _metrics([("Current monthly cost", money(chosen.roi.current_monthly_cost)),
               ("Candidate monthly cost", money(chosen.roi.monthly_cost)),
               ("Monthly savings", money(chosen.roi.monthly_savings)),
@@ -193,11 +194,11 @@ def trials(ctx: Context) -> None:
         st.subheader("Validation checks during training")
         _intermediate(snap)
     st.subheader("Failures")
-    failed = [t for t in snap.trials if t.state.name == "FAIL"]
+    failed = [snap.record(t.number) for t in snap.trials if t.state.name == "FAIL"]
     if failed:
-        st.dataframe(pd.DataFrame([{"trial": t.number, "name": snap.attrs[t.number].get("name", ""),
-                                    "reason": snap.attrs[t.number].get("fail_reason", "(no reason recorded)")}
-                                   for t in failed]), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame([{"trial": r.number, "name": r.name,
+                                    "reason": r.fail_reason or "(no reason recorded)"} for r in failed]),
+                     hide_index=True, width="stretch")
     else:
         st.success("No trial failed.")
 
@@ -208,8 +209,7 @@ def trial_frame(snap: Snapshot) -> pd.DataFrame:
         duration = (t.datetime_complete - t.datetime_start).total_seconds() \
             if t.datetime_complete and t.datetime_start else None
         values = ", ".join(f"{v:,.4g}" for v in t.values) if t.values else ""
-        rows.append({"trial": t.number, "state": t.state.name, "value": values,
-                     "name": snap.attrs[t.number].get("name", ""),
+        rows.append({"trial": t.number, "state": t.state.name, "value": values, "name": snap.record(t.number).name,
                      "seconds": None if duration is None else round(duration, 1), **t.params})
     return pd.DataFrame(rows)
 
@@ -276,38 +276,44 @@ def _intermediate(snap: Snapshot) -> None:
 def errors(ctx: Context) -> None:
     snap = ctx.snapshot
     st.title("Where the candidates go wrong")
-    scored = {c.trial_number: c for c in snap.candidates if c.trial_number is not None}
+    scored = {r.number: r for r in snap.records if r.state == "COMPLETE" and (r.validation or r.test)}
     if not scored:
         st.info("No candidate has been scored yet: run `roitune baseline` and `roitune sweep`.")
         return
     number = st.selectbox("Candidate", list(scored), format_func=lambda n: _candidate_label(scored[n]),
                           key="errors-candidate")
-    attrs = snap.attrs[number]
-    split = "test" if "test_scores" in attrs else "validation"
-    scores = attrs[f"{split}_scores"]
-    wrong = scores["n"] - round(scores["accuracy"] * scores["n"])
-    _metrics([("Accuracy", pct(scores["accuracy"])), ("Macro-F1", pct(scores["macro_f1"])),
-              (f"Items ({split})", f"{scores['n']:,}"), (f"Wrong ({split})", f"{wrong:,}")])
+    record = scored[number]
+    split = "test" if record.test is not None else "validation"
+    result = record.result(split)
+    _metrics([("Accuracy", pct(result.accuracy)), ("Macro-F1", pct(result.macro_f1)),
+              (f"Items ({split})", f"{result.n:,}"), (f"Wrong ({split})", f"{result.n - result.correct:,}")])
     left, right = st.columns([3, 2])
     with left:
         st.subheader("Confusion matrix")
         show_correct = st.toggle("Show correct answers (the diagonal)", value=False, key="errors-diagonal")
-        _chart(confusion_figure(scores, snap.labels, show_correct), "confusion")
+        _chart(confusion_figure(result.confusion, result.confusion_columns, snap.data.labels, show_correct),
+               "confusion")
     with right:
         st.subheader("F1 by class")
-        _chart(per_class_figure(scores["per_class_f1"]), "per-class")
-    st.subheader("Misclassified test examples")
-    _misclassified(snap, attrs)
+        _chart(per_class_figure(result.per_class_f1), "per-class")
+    st.subheader(f"Misclassified {split} examples")
+    rows = misclassified_rows(snap, record, split)
+    st.caption(f"{len(rows)} of {result.n} scored {split} items are wrong."
+               + ("" if split == "test" else " This candidate was not scored on test: the sweep scores only its "
+                  "finalists there, once, after choosing them on validation."))
+    st.dataframe(pd.DataFrame(rows, columns=["text", "gold", "predicted"]), hide_index=True, width="stretch")
 
 
-def _candidate_label(c: Candidate) -> str:
-    hosted = " (hosted)" if is_hosted(c) else ""
-    return f"{c.name}{hosted}: {pct(c.accuracy)} on {c.split}"
+def _candidate_label(r: CandidateRecord) -> str:
+    hosted = " (hosted)" if r.hosted else ""
+    split = "test" if r.test is not None else "validation"
+    return f"{r.label}{hosted}: {pct(r.result(split).accuracy)} on {split}"
 
 
-def confusion_figure(scores: dict[str, Any], labels: Sequence[str], show_correct: bool) -> go.Figure:
-    columns = scores.get("confusion_columns") or list(labels)
-    rows = [list(r) for r in scores["confusion"]]
+def confusion_figure(confusion: list[list[int]], columns: Sequence[str], labels: Sequence[str],
+                     show_correct: bool) -> go.Figure:
+    columns = list(columns) or list(labels)
+    rows = [list(r) for r in confusion]
     if not show_correct:  # blank the diagonal so the confusions set the colour scale
         for i in range(min(len(rows), len(columns))):
             rows[i][i] = None
@@ -327,24 +333,11 @@ def per_class_figure(per_class_f1: dict[str, float]) -> go.Figure:
     return figure
 
 
-def misclassified_rows(snap: Snapshot, attrs: dict[str, Any]) -> list[dict[str, str]]:
-    """Test items the candidate got wrong; ``test_items`` maps a scored subset back to the split."""
-    predictions = attrs["test_predictions"]
-    items = attrs.get("test_items") or range(len(predictions))
+def misclassified_rows(snap: Snapshot, record: CandidateRecord, split: str) -> list[dict[str, str]]:
+    """The scored items of ``split`` the candidate got wrong."""
+    gold, texts = snap.data.gold(split), snap.data.texts(split)
     rows = []
-    for item, predicted in zip(items, predictions):
-        label = snap.labels[predicted] if predicted >= 0 else INVALID
-        if label != snap.test_gold[item]:
-            rows.append({"text": snap.test_texts[item], "gold": snap.test_gold[item], "predicted": label})
+    for item, predicted in record.result(split).predicted_labels(snap.data.labels).items():
+        if predicted != gold[item]:
+            rows.append({"text": texts[item], "gold": gold[item], "predicted": predicted or INVALID})
     return rows
-
-
-def _misclassified(snap: Snapshot, attrs: dict[str, Any]) -> None:
-    if "test_predictions" not in attrs:
-        st.info("This trial was scored on validation only: the sweep scores its finalists on test once, at "
-                "the end, so model selection never sees the test items.")
-        return
-    rows = misclassified_rows(snap, attrs)
-    scored = len(attrs["test_predictions"])
-    st.caption(f"{len(rows)} of {scored} scored test items are wrong.")
-    st.dataframe(pd.DataFrame(rows, columns=["text", "gold", "predicted"]), hide_index=True, width="stretch")

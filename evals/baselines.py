@@ -6,14 +6,16 @@
 - ``few-shot``: the same plus k training examples (random, or nearest neighbours by embedding);
 - ``hosted``: an OpenAI-compatible chat-completions endpoint (see ``evals.hosted``).
 
-Every baseline is scored by ``evals.metrics.score`` on the same items and metered by
-``evals.meter`` at the serving batch size, so the comparison is like for like.
+Every baseline is scored by ``evals.metrics.score`` on the validation split (where the verdict is
+decided) and the test split (reported), and metered by ``evals.meter`` at the serving batch size,
+so the comparison with the sweep's trials is like for like. Each becomes a ``CandidateRecord``.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
@@ -21,10 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evals.classify import LabelScorer, PromptTemplate
 from evals.cost import Economics, Figure, Provenance
-from evals.data import Example
+from evals.data import Example, HeldOut, Splits, held_out
 from evals.hosted import HostedSpec, run_hosted
-from evals.meter import Throughput, metered
-from evals.metrics import Scores, score
+from evals.meter import metered
+from evals.metrics import score
+from evals.record import CandidateRecord, Cap, Kind, SplitResult
 from evals.models import DEFAULT_ENCODER, DEFAULT_LLM, load_causal_lm, load_encoder, load_tokenizer
 
 BaselineName = Literal["classical", "embedding", "zero-shot", "few-shot", "hosted"]
@@ -52,50 +55,69 @@ class BaselinesSpec(BaseModel):
     hosted: HostedSpec | None = Field(None, description="The hosted API to compare against.")
 
 
-@dataclass
-class BaselineResult:
-    name: str
-    scores: Scores | None  # None: not measured (hosted estimate without a user accuracy)
-    predictions: list[str | None]
-    items: list[Example]  # the items scored (a subset of test for LLM baselines when capped)
-    cost_per_item: Figure
-    items_per_second: float | None
-    tokens_per_item: float | None = None
-    details: dict = field(default_factory=dict)
-
-
 Progress = Callable[[int], None]
+Predict = Callable[[Sequence[Example]], list]  # a batch of examples -> labels (None: invalid)
 
 
-def _result(name: str, items: list[Example], predictions: list[str | None], labels: list[str],
-            throughput: Throughput | None, cost: Figure, tokens: float | None = None, **details) -> BaselineResult:
-    return BaselineResult(
-        name=name,
-        scores=score([e.label for e in items], predictions, labels),
-        predictions=predictions,
-        items=items,
-        cost_per_item=cost,
-        items_per_second=throughput.items_per_second if throughput else None,
-        tokens_per_item=tokens,
-        details=details,
-    )
+@dataclass(frozen=True)
+class Pricing:
+    """What a self-served baseline is priced with: the hardware's $/hour and its name."""
+
+    rate: Figure
+    hardware: str
 
 
-def classical(train: list[Example], test: list[Example], labels: list[str], hardware: Figure,
-              *, batch_size: int, progress: Progress | None = None) -> BaselineResult:
+def _scored(name: str, method: str, predict: Predict, held: Sequence[HeldOut], labels: list[str], pricing: Pricing,
+            *, batch_size: int, began: float, seed: int, on_start: Callable[[str, int], Progress | None],
+            tokens: Callable[[HeldOut], float] | None = None, settings: dict | None = None) -> CandidateRecord:
+    """Score ``predict`` on every held-out split; meter it on the first (the decision split)."""
+    results, throughput = {}, None
+    for part in held:
+        progress = on_start(f"{name} ({part.split})", len(part.items))
+        if throughput is None:
+            predictions, throughput = metered(predict, part.items, batch_size=batch_size, progress=progress)
+        else:
+            predictions = _in_batches(predict, part.items, batch_size, progress)
+        scores = score([e.label for e in part.items], predictions, labels, seed=seed)
+        results[part.split] = SplitResult.of(scores, predictions, labels, part.index)
+    cost = throughput.cost_per_item(pricing.rate, pricing.hardware)
+    seconds = time.perf_counter() - began
+    return CandidateRecord(
+        kind=Kind.baseline, name=name, method=method, settings=settings or {},
+        validation=results.get("validation"), test=results.get("test"),
+        cost_per_item=cost.value, cost_provenance=cost.provenance.value, cost_source=cost.source,
+        items_per_second=throughput.items_per_second, measured_on=throughput.machine.description,
+        measured_hardware=throughput.machine.hardware, meter=throughput.stats,
+        tokens_per_item=tokens(held[0]) if tokens else None,
+        compute_seconds=round(seconds, 3), compute_dollars=seconds * pricing.rate.value / 3600,
+        caps=tuple(c for c in (part.cap() for part in held) if c is not None))
+
+
+def _in_batches(predict: Predict, items: Sequence[Example], batch_size: int, progress: Progress | None) -> list:
+    out = []
+    for start in range(0, len(items), batch_size):
+        batch = items[start : start + batch_size]
+        out.extend(predict(batch))
+        if progress:
+            progress(len(batch))
+    return out
+
+
+def classical(train: list[Example], held: Sequence[HeldOut], labels: list[str], pricing: Pricing, *,
+              batch_size: int, seed: int, on_start) -> CandidateRecord:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
 
+    began = time.perf_counter()
     features = make_union(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
     )
     model = make_pipeline(features, LogisticRegression(C=10, max_iter=2000))
     model.fit([e.text for e in train], [e.label for e in train])
-    predictions, throughput = metered(lambda batch: list(model.predict([e.text for e in batch])), test,
-                                      batch_size=batch_size, device="cpu (scikit-learn)", progress=progress)
-    return _result("classical", test, predictions, labels, throughput, throughput.cost_per_item(hardware))
+    return _scored("classical", "classical", lambda batch: list(model.predict([e.text for e in batch])), held,
+                   labels, pricing, batch_size=batch_size, began=began, seed=seed, on_start=on_start)
 
 
 def embed(encoder, tokenizer, texts: Sequence[str], *, batch_size: int = 64):
@@ -114,10 +136,11 @@ def embed(encoder, tokenizer, texts: Sequence[str], *, batch_size: int = 64):
     return torch.cat(rows).numpy()
 
 
-def embedding(train: list[Example], test: list[Example], labels: list[str], hardware: Figure,
-              *, encoder_name: str, batch_size: int, progress: Progress | None = None) -> BaselineResult:
+def embedding(train: list[Example], held: Sequence[HeldOut], labels: list[str], pricing: Pricing, *,
+              encoder_name: str, batch_size: int, seed: int, on_start) -> CandidateRecord:
     from sklearn.linear_model import LogisticRegression
 
+    began = time.perf_counter()
     encoder, tokenizer = load_encoder(encoder_name), load_tokenizer(encoder_name)
     classifier = LogisticRegression(C=10, max_iter=2000)
     classifier.fit(embed(encoder, tokenizer, [e.text for e in train]), [e.label for e in train])
@@ -125,8 +148,8 @@ def embedding(train: list[Example], test: list[Example], labels: list[str], hard
     def predict(batch: Sequence[Example]) -> list[str]:
         return list(classifier.predict(embed(encoder, tokenizer, [e.text for e in batch], batch_size=batch_size)))
 
-    predictions, throughput = metered(predict, test, batch_size=batch_size, progress=progress)
-    return _result("embedding", test, predictions, labels, throughput, throughput.cost_per_item(hardware))
+    return _scored("embedding", "embedding", predict, held, labels, pricing, batch_size=batch_size, began=began,
+                   seed=seed, on_start=on_start, settings={"encoder": encoder_name})
 
 
 class ShotPicker:
@@ -146,25 +169,33 @@ class ShotPicker:
         return [[self.train[j] for j in row.argsort()[-k:]] for row in similarity]
 
 
-def llm_baseline(name: str, scorer: LabelScorer, test: list[Example], labels: list[str], hardware: Figure,
-                 *, batch_size: int, shots: list[list[Example]] | None = None,
-                 progress: Progress | None = None) -> BaselineResult:
+def llm_baseline(name: str, scorer: LabelScorer, held: Sequence[HeldOut], labels: list[str], pricing: Pricing, *,
+                 batch_size: int, seed: int, on_start, shots: Callable[[Sequence[Example]], list[list[Example]]] | None = None,
+                 settings: dict | None = None) -> CandidateRecord:
     """Zero-/few-shot: label-constrained scoring; cost grows with the prompt's tokens."""
-    prompts = [scorer.prompt_ids(e.text, shots[i] if shots else ()) for i, e in enumerate(test)]
-    order = sorted(range(len(test)), key=lambda i: len(prompts[i]))  # less padding per batch
-    ranked, throughput = metered(lambda batch: scorer.predict_ids(batch, batch_size=batch_size),
-                                 [prompts[i] for i in order], batch_size=batch_size, progress=progress)
-    predictions: list[str | None] = [None] * len(test)
-    for position, i in enumerate(order):
-        predictions[i] = ranked[position].label
-    tokens = sum(len(p) for p in prompts) / len(prompts)
-    return _result(name, test, predictions, labels, throughput, throughput.cost_per_item(hardware), tokens)
+    began = time.perf_counter()
+    prompts: dict[int, list[int]] = {}
+    for part in held:
+        chosen = shots(part.items) if shots else [()] * len(part.items)
+        prompts.update({id(e): scorer.prompt_ids(e.text, s) for e, s in zip(part.items, chosen)})
+    ordered = [part.sorted_by(lambda e: len(prompts[id(e)])) for part in held]
+
+    def predict(batch: Sequence[Example]) -> list[str]:
+        return [p.label for p in scorer.predict_ids([prompts[id(e)] for e in batch], batch_size=len(batch))]
+
+    def tokens(part: HeldOut) -> float:
+        return sum(len(prompts[id(e)]) for e in part.items) / max(len(part.items), 1)
+
+    return _scored(name, name.split("-k")[0], predict, ordered, labels, pricing, batch_size=batch_size, began=began,
+                   seed=seed, on_start=on_start, tokens=tokens, settings=settings)
 
 
-def hosted(spec: HostedSpec, template: PromptTemplate, test: list[Example], labels: list[str],
-           *, cache_dir: Path, count_tokens: Callable[[str], int] | None,
-           progress: Progress | None = None) -> BaselineResult:
-    conversations = [template.messages(e.text) for e in test]
+def hosted(spec: HostedSpec, template: PromptTemplate, held: Sequence[HeldOut], labels: list[str], *,
+           cache_dir: Path, count_tokens: Callable[[str], int] | None, seed: int, on_start) -> CandidateRecord:
+    """The hosted API on every held-out split in one run (one spend cap, one cache)."""
+    began = time.perf_counter()
+    items = [e for part in held for e in part.items]
+    progress = on_start(f"hosted:{spec.model}", len(items))
     reported = 0
 
     def advance(done: int) -> None:  # run_hosted reports a running total, the ladder steps
@@ -173,43 +204,44 @@ def hosted(spec: HostedSpec, template: PromptTemplate, test: list[Example], labe
             progress(done - reported)
         reported = done
 
-    result = run_hosted(spec, conversations, [e.label for e in test], cache_dir=cache_dir,
-                        count_tokens=count_tokens, progress=advance, label_set=labels)
+    result = run_hosted(spec, [template.messages(e.text) for e in items], [e.label for e in items],
+                        cache_dir=cache_dir, count_tokens=count_tokens, progress=advance, label_set=labels)
     provenance = Provenance.measured if result.provenance == "measured" else Provenance.estimated
-    cost = Figure(result.cost_per_item or 0.0, provenance, f"usage x price ({result.price_source})")
-    tokens = (result.prompt_tokens + result.completion_tokens) / max(result.answered or len(test), 1)
+    tokens = (result.prompt_tokens + result.completion_tokens) / max(result.answered or len(items), 1)
     details = {"invalid": result.invalid, "dollars_spent": result.dollars_spent,
-               "stopped_reason": result.stopped_reason, "price_source": result.price_source}
-    name = f"hosted:{spec.model}"
+               "stopped_reason": result.stopped_reason, "price_source": result.price_source,
+               "assumed_accuracy": spec.assumed_accuracy}
+    common = dict(kind=Kind.baseline, name=f"hosted:{spec.model}", method="hosted", hosted=True,
+                  settings={"model": spec.model, "base_url": spec.base_url or "", "mode": spec.mode},
+                  cost_per_item=result.cost_per_item or 0.0, cost_provenance=provenance.value,
+                  cost_source=f"usage x price ({result.price_source})", tokens_per_item=tokens,
+                  items_per_second=result.items_per_second, measured_on="hosted API",
+                  compute_seconds=round(time.perf_counter() - began, 3), compute_dollars=result.dollars_spent,
+                  details=details)
     if spec.mode == "estimate":
-        return BaselineResult(name=name, scores=None, predictions=result.predictions, items=test,
-                              cost_per_item=cost, items_per_second=None, tokens_per_item=tokens,
-                              details={**details, "assumed_accuracy": spec.assumed_accuracy})
-    answered = [i for i, reply in enumerate(result.raw_replies) if reply is not None]
-    items = [test[i] for i in answered]
-    predictions = [result.predictions[i] for i in answered]
-    throughput = Throughput(result.items_per_second, spec.concurrency, len(items), "hosted API") \
-        if result.items_per_second else None
-    return _result(name, items, predictions, labels, throughput, cost, tokens, **details)
+        return CandidateRecord(**common, fail_reason="estimate only: accuracy unknown")
+    results, caps, start = {}, [], 0
+    for part in held:
+        positions = range(start, start + len(part.items))
+        start += len(part.items)
+        answered = [i for i in positions if result.raw_replies[i] is not None]
+        index = part.index if part.index is not None else list(range(len(part.items)))
+        predictions = [result.predictions[i] for i in answered]
+        scores = score([items[i].label for i in answered], predictions, labels, seed=seed)
+        results[part.split] = SplitResult.of(scores, predictions, labels,
+                                             [index[i - positions.start] for i in answered]) if answered else None
+        if len(answered) < part.available:
+            caps.append(Cap(f"{part.split} items", len(answered), part.available))
+    return CandidateRecord(**common, validation=results["validation"], test=results["test"], caps=tuple(caps))
 
 
-def cap_items(test: list[Example], cap: int | None, seed: int = 0) -> list[Example]:
-    """A stratified subset of at most ``cap`` items (LLM baselines are slow on CPU)."""
-    if cap is None or len(test) <= cap:
-        return test
-    from evals.data import stratified_split
+def run_ladder(spec: BaselinesSpec, splits: Splits, instruction: str, economics: Economics, *, cache_dir: Path,
+               seed: int = 0, only: Sequence[str] | None = None, skip: Sequence[str] = (),
+               on_start: Callable[[str, int], Progress | None] | None = None) -> list[CandidateRecord]:
+    """Run the configured baselines in order, each scored on validation and test.
 
-    return stratified_split(test, [cap / len(test)], seed)[1]
-
-
-def run_ladder(spec: BaselinesSpec, train: list[Example], test: list[Example], labels: list[str],
-               instruction: str, economics: Economics, *, cache_dir: Path, seed: int = 0,
-               only: Sequence[str] | None = None, skip: Sequence[str] = (),
-               on_start: Callable[[str, int], Progress] | None = None) -> list[BaselineResult]:
-    """Run the configured baselines in order; ``on_start(name, total)`` returns a progress hook.
-
-    Baselines named in ``skip`` (already measured) are not run again."""
-    hardware = economics.hardware_price()
+    ``on_start(name, total)`` returns a progress hook. Baselines named in ``skip`` (already in
+    the study) are not run again."""
     names = [n for n in spec.run if not only or n in only]
     if only:
         unknown = sorted(set(only) - set(spec.run) - {"hosted"} - set(BaselineName.__args__))
@@ -217,44 +249,46 @@ def run_ladder(spec: BaselinesSpec, train: list[Example], test: list[Example], l
             raise ValueError(f"unknown baseline(s) {', '.join(unknown)}: choose from {', '.join(BaselineName.__args__)}")
         names = [n for n in BaselineName.__args__ if n in only]
     start = on_start or (lambda name, total: None)
+    pricing = Pricing(economics.hardware_price(), economics.hardware)
+    labels, train = splits.labels, splits.train
+    everything = held_out(splits, None, seed)
+    llm_items = held_out(splits, spec.max_llm_items, seed)
     template = PromptTemplate(instruction, tuple(labels), list_labels=True)
-    llm_items = cap_items(test, spec.max_llm_items, seed)
-    results: list[BaselineResult] = []
+    common = dict(seed=seed, on_start=start)
+    results: list[CandidateRecord] = []
     scorer = None
     for name in names:
         if name in skip:
             continue
         if name == "classical":
-            results.append(classical(train, test, labels, hardware, batch_size=spec.batch_size,
-                                     progress=start(name, len(test))))
+            results.append(classical(train, everything, labels, pricing, batch_size=spec.batch_size, **common))
         elif name == "embedding":
-            results.append(embedding(train, test, labels, hardware, encoder_name=spec.encoder,
-                                     batch_size=spec.batch_size, progress=start(name, len(test))))
+            results.append(embedding(train, everything, labels, pricing, encoder_name=spec.encoder,
+                                     batch_size=spec.batch_size, **common))
         elif name in ("zero-shot", "few-shot"):
-            if name == "few-shot" and all(f"few-shot-k{k}-{spec.few_shot.selection}" in skip for k in spec.few_shot.k):
+            labels_k = [f"few-shot-k{k}-{spec.few_shot.selection}" for k in spec.few_shot.k]
+            if name == "few-shot" and all(label in skip for label in labels_k):
                 continue
             if scorer is None:
                 scorer = LabelScorer(load_causal_lm(spec.llm), load_tokenizer(spec.llm), template)
             if name == "zero-shot":
-                results.append(llm_baseline("zero-shot", scorer, llm_items, labels, hardware,
-                                            batch_size=spec.batch_size, progress=start(name, len(llm_items))))
+                results.append(llm_baseline("zero-shot", scorer, llm_items, labels, pricing,
+                                            batch_size=spec.batch_size, settings={"llm": spec.llm}, **common))
                 continue
             picker = ShotPicker(train, spec.few_shot.selection, encoder_name=spec.encoder, seed=seed)
-            for k in spec.few_shot.k:
-                label = f"few-shot-k{k}-{spec.few_shot.selection}"
+            for k, label in zip(spec.few_shot.k, labels_k):
                 if label in skip:
                     continue
-                shots = picker.pick([e.text for e in llm_items], k)
-                results.append(llm_baseline(label, scorer, llm_items, labels, hardware, shots=shots,
-                                            batch_size=max(1, spec.batch_size // 2),
-                                            progress=start(label, len(llm_items))))
+                results.append(llm_baseline(
+                    label, scorer, llm_items, labels, pricing, batch_size=max(1, spec.batch_size // 2),
+                    shots=lambda items, k=k: picker.pick([e.text for e in items], k),
+                    settings={"llm": spec.llm, "k": k, "selection": spec.few_shot.selection}, **common))
         elif name == "hosted":
             if spec.hosted is None:
                 raise ValueError("baselines.hosted is not configured (base_url, model, api_key_env)")
             if f"hosted:{spec.hosted.model}" in skip:
                 continue
             tokenizer = load_tokenizer(spec.llm)
-            results.append(hosted(spec.hosted, template, test, labels, cache_dir=cache_dir,
-                                  count_tokens=lambda text: len(tokenizer(text)["input_ids"]),
-                                  progress=start(name, len(test))))
+            results.append(hosted(spec.hosted, template, everything, labels, cache_dir=cache_dir,
+                                  count_tokens=lambda text: len(tokenizer(text)["input_ids"]), **common))
     return results

@@ -21,8 +21,11 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from evals.record import Cap
 
 MAX_ERRORS_SHOWN = 10
 
@@ -99,6 +102,13 @@ class Splits:
     test: list[Example]
     labels: list[str]
     warnings: list[str] = field(default_factory=list)
+    train_available: int = 0  # training rows before data.max_train_rows (0: no cap applied)
+
+    def caps(self) -> list[str]:
+        """Every limit that left data unused, in words (printed on every run)."""
+        if self.train_available > len(self.train):
+            return [f"data.max_train_rows: training on {len(self.train):,} of {self.train_available:,} rows"]
+        return []
 
 
 def _decoded_lines(path: Path) -> tuple[list[tuple[int, str]], list[str]]:
@@ -348,6 +358,7 @@ def load_splits(spec: DataSpec, labels: list[str] | None = None) -> Splits:
                 loaded[name] = next(held_iter)
         warnings.append(f"split {spec.train} stratified (seed {spec.split.seed}) into "
                         f"{len(train)} train / {len(loaded['validation'])} validation / {len(loaded['test'])} test")
+    train_available = len(train)
     if spec.max_train_rows and len(train) > spec.max_train_rows:
         sample = stratified_split(train, [spec.max_train_rows / len(train)], spec.split.seed)[1]
         train = sample[: spec.max_train_rows]  # one per label (or rounding) may overshoot the cap
@@ -357,8 +368,41 @@ def load_splits(spec: DataSpec, labels: list[str] | None = None) -> Splits:
             sample = "; ".join(repr(e.text[:40]) for e in leaked[:3])
             warnings.append(f"leakage: {len(leaked)} {name} texts also occur in train (e.g. {sample})")
     return Splits(train=train, validation=loaded["validation"], test=loaded["test"],
-                  labels=label_set, warnings=warnings)
+                  labels=label_set, warnings=warnings, train_available=train_available)
 
 
 def label_counts(examples: list[Example]) -> Counter:
     return Counter(example.label for example in examples)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The items of a held-out split a candidate is scored on: all of them, or a stratified
+    subset (``index``: the items' positions in the split; None = every item, in order)."""
+
+    split: str
+    items: list[Example]
+    index: list[int] | None
+    available: int
+
+    def cap(self) -> Cap | None:
+        return Cap(f"{self.split} items", len(self.items), self.available) if len(self.items) < self.available else None
+
+    def sorted_by(self, key: Callable[[Example], int]) -> HeldOut:
+        """The same items in ``key`` order (shorter prompts together: less padding per batch)."""
+        positions = self.index if self.index is not None else list(range(len(self.items)))
+        order = sorted(range(len(self.items)), key=lambda i: key(self.items[i]))
+        return HeldOut(self.split, [self.items[i] for i in order], [positions[i] for i in order], self.available)
+
+
+def held_out(splits: Splits, cap: int | None, seed: int) -> list[HeldOut]:
+    """Validation (the decision split, first) and test, each capped at ``cap`` items."""
+    return [capped(name, getattr(splits, name), cap, seed) for name in ("validation", "test")]
+
+
+def capped(split: str, items: list[Example], cap: int | None, seed: int) -> HeldOut:
+    if cap is None or len(items) <= cap:
+        return HeldOut(split, items, None, len(items))
+    chosen = {id(e) for e in stratified_split(items, [cap / len(items)], seed)[1]}
+    index = [i for i, e in enumerate(items) if id(e) in chosen]
+    return HeldOut(split, [items[i] for i in index], index, len(items))

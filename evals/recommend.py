@@ -1,32 +1,111 @@
-"""Rank candidates by dollars and say, in one sentence, what to do.
+"""The decision rule, implemented once (docs/decision-rule.md says it in words).
 
-The rule: fine-tune for behaviour, retrieve for knowledge, and do not fine-tune what a
-few-shot prompt (or any baseline) already fixes. So a fine-tuned adapter only wins when no
-cheaper baseline is statistically as accurate, and nothing wins unless it saves money
-against the current solution.
+A candidate may replace the current solution only if it is **non-inferior** in quality: its
+accuracy is not worse than the current solution's by more than a margin (default 1 point),
+shown by the lower end of a 95% interval of the difference, on the items both scored (paired)
+or, when they share none, from both intervals. Among the non-inferior candidates the cheapest in
+monthly dollars wins, if it is cheaper than the current solution. Everything is decided on the
+validation split; the test split is scored for what was chosen and only reported.
+
+When the current solution's accuracy is unknown, nothing can be shown non-inferior to it: the
+verdict names that missing number and how to measure it, and claims no savings that depend on
+it. A candidate whose interval is too wide to decide says how many items would decide it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from evals.candidates import Candidate
 from evals.cost import Economics, Roi, roi
-from evals.metrics import McNemar, mcnemar, paired_delta
+from evals.formatting import interval, money, p_value, payback_text, pct, points
+from evals.metrics import Z95, Difference, paired_difference, unpaired_difference, wilson_interval
+from evals.record import CandidateRecord, Kind, SplitResult, StudyData
 
-ALPHA = 0.05
-DAYS_PER_MONTH = 365.25 / 12
+DECISION_SPLIT = "validation"
+DEFAULT_MARGIN = 0.01
+
+Standing = Literal["non_inferior", "inferior", "undecided", "unknown"]
+PROVENANCE_WORDS = {"measured": "measured", "user": "entered by you", "unknown": "unknown"}
 
 
 @dataclass(frozen=True)
-class RankedCandidate:
-    """A candidate with its ROI against the current solution."""
+class Current:
+    """The solution in use today: what it costs (entered) and how accurate it is.
 
-    candidate: Candidate
+    Its accuracy is measured when the hosted baseline ran live (``record``: its predictions
+    pair with every candidate's), entered by the user (``economics.current_error_rate``), or
+    unknown.
+    """
+
+    name: str
+    cost_per_item: float
+    error_rate: float | None
+    provenance: Literal["measured", "user", "unknown"]
+    record: CandidateRecord | None = None
+
+    @classmethod
+    def of(cls, economics: Economics, records: Sequence[CandidateRecord]) -> Current:
+        live = [r for r in records if r.hosted and r.validation is not None]
+        named = [r for r in live if economics.current_solution.lower() in r.name.lower()]
+        measured = (named or live or [None])[0]
+        if measured is not None:
+            return cls(economics.current_solution, economics.current_cost_per_item,
+                       1 - measured.validation.accuracy, "measured", measured)
+        if economics.current_error_rate is not None:
+            return cls(economics.current_solution, economics.current_cost_per_item, economics.current_error_rate,
+                       "user")
+        return cls(economics.current_solution, economics.current_cost_per_item, None, "unknown")
+
+    def economics(self, economics: Economics) -> Economics:
+        """The economics with this solution's error rate (a measured one replaces the entry)."""
+        return economics.model_copy(update={"current_error_rate": self.error_rate})
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One candidate against the current solution, on the decision split."""
+
+    standing: Standing
+    difference: Difference | None  # candidate minus current, accuracy
+    items_needed: int | None = None  # undecided: items that would settle it at this difference
+
+    def words(self, current: Current, margin: float) -> str:
+        """What the interval shows, in words that claim no more than it does."""
+        d = self.difference
+        if d is None:
+            return f"not comparable: the accuracy of {current.name} is unknown"
+        if d.paired:
+            basis = f"on {d.n:,} paired {DECISION_SPLIT} items"
+        elif current.record is None:
+            basis = f"against the entered {pct(1 - current.error_rate)}, on {d.n:,} {DECISION_SPLIT} items"
+        else:
+            basis = f"on {DECISION_SPLIT} items not shared with {current.name}, not paired"
+        evidence = f"{points(d.delta)} points, 95% CI {points(d.lo)}..{points(d.hi)} {basis}"
+        if d.test is not None:
+            evidence += f", McNemar {p_value(d.test.p_value)}"
+        within = f"within {100 * margin:g} point{'' if margin == 0.01 else 's'} of {current.name}"
+        if self.standing == "non_inferior":
+            return f"{within} or better ({evidence})"
+        if self.standing == "inferior":
+            return f"worse than {current.name} by more than {100 * margin:g} point ({evidence})"
+        need = f"; about {self.items_needed:,} items would decide it" if self.items_needed else ""
+        return f"not shown to be {within} ({evidence}){need}"
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A candidate with its ROI against the current solution and its judgement."""
+
+    record: CandidateRecord
     roi: Roi
+    judgement: Judgement
+
+    @property
+    def result(self) -> SplitResult:
+        return self.record.validation
 
 
 @dataclass(frozen=True)
@@ -35,297 +114,178 @@ class Recommendation:
 
     sentence: str
     winner: str | None
-    reason: str  # "fine_tune", "baseline_enough", "cheapest", "keep_current", "no_metrics"
-    evidence: dict[str, Any]
+    reason: str  # replace, keep_current, not_enough_items, missing_current_quality, no_metrics
+    evidence: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class _Comparison:
-    """Accuracy of A minus B; interval and test only when predictions pair item by item."""
-
-    delta: float
-    lo: float | None
-    hi: float | None
-    test: McNemar | None
+def _fixed_monthly(r: CandidateRecord) -> float | None:
+    # Only what we serve ourselves pays for an always-on instance; a hosted API never does.
+    return 0.0 if r.hosted or r.items_per_second is None else None
 
 
-def _error_rate(c: Candidate, economics: Economics) -> float:
-    if c.accuracy is not None:
-        return 1.0 - c.accuracy
-    if c.kind == "current":
-        return economics.current_error_rate or 0.0
-    return 0.0
+def candidate_roi(r: CandidateRecord, economics: Economics, compute_dollars: float) -> Roi:
+    """A candidate's monthly cost and savings, its errors at its decision-split error rate."""
+    result = r.result(DECISION_SPLIT)
+    error_rate = 1 - result.accuracy if result is not None else 0.0
+    return roi(r.cost_per_item or 0.0, error_rate, economics, compute_dollars=compute_dollars,
+               dedicated_fixed_monthly=_fixed_monthly(r))
 
 
-def _fixed_monthly(c: Candidate) -> float | None:
-    # Only what we serve ourselves has a measured throughput; a hosted API (or the current
-    # solution) never pays for an always-on instance, whatever economics.dedicated_instance says.
-    return None if c.items_per_second is not None and c.kind != "current" else 0.0
+def compare(a: CandidateRecord, b: CandidateRecord, data: StudyData, split: str = DECISION_SPLIT) -> Difference:
+    """Accuracy of A minus B: paired on the items both scored, else from both intervals."""
+    ra, rb = a.result(split), b.result(split)
+    if ra is None or rb is None:
+        raise ValueError(f"{a.name} or {b.name} has no {split} result")
+    right_a = _right(ra, data.labels, data.gold(split))
+    right_b = _right(rb, data.labels, data.gold(split))
+    shared = sorted(right_a.keys() & right_b.keys())
+    if shared:
+        return paired_difference([right_a[i] for i in shared], [right_b[i] for i in shared])
+    return unpaired_difference(ra.correct, ra.n, rb.correct, rb.n)
 
 
-def rank(
-    candidates: Sequence[Candidate], economics: Economics, *, compute_dollars: float
-) -> list[RankedCandidate]:
-    """Candidates by monthly cost (serving + errors), cheapest first; unscored ones last.
-
-    Every candidate is charged the same one-off cost (the sweep's compute plus engineering
-    time to switch), so payback months compare like with like.
-    """
-    ranked = [
-        RankedCandidate(
-            c,
-            roi(
-                c.cost_per_item,
-                _error_rate(c, economics),
-                economics,
-                compute_dollars=compute_dollars,
-                dedicated_fixed_monthly=_fixed_monthly(c),
-            ),
-        )
-        for c in candidates
-    ]
-    return sorted(
-        ranked,
-        key=lambda r: (
-            r.candidate.accuracy is None,
-            r.roi.monthly_cost,
-            -(r.candidate.accuracy or 0.0),
-        ),
-    )
+def _right(result: SplitResult, labels: Sequence[str], gold: Sequence[str]) -> dict[int, bool]:
+    """Item -> right or wrong; empty for a study without stored gold labels (nothing to pair)."""
+    if not gold:
+        return {}
+    return {item: p >= 0 and labels[p] == gold[item] for item, p in zip(result.item_indices(), result.predictions)}
 
 
-def recommend(
-    candidates: Sequence[Candidate],
-    gold: Sequence[str],
-    economics: Economics,
-    *,
-    compute_dollars: float,
-) -> Recommendation:
-    """Apply the decision rule to scored candidates; ``gold`` aligns with their predictions.
+def judge(r: CandidateRecord, current: Current, data: StudyData, margin: float) -> Judgement:
+    result = r.result(DECISION_SPLIT)
+    if current.provenance == "unknown" or result is None:
+        return Judgement("unknown", None)
+    if current.record is not None:
+        difference = compare(r, current.record, data)
+        variance = difference.discordant_variance if difference.paired else \
+            _binomial_variance(result.accuracy) + _binomial_variance(current.record.validation.accuracy)
+    else:  # an entered error rate: a number without an interval
+        lo, hi = wilson_interval(result.correct, result.n)
+        target = 1 - current.error_rate
+        difference = Difference(result.accuracy - target, lo - target, hi - target, result.n, False)
+        variance = _binomial_variance(result.accuracy)
+    if difference.lo > -margin:
+        return Judgement("non_inferior", difference)
+    if difference.delta <= -margin:
+        return Judgement("inferior", difference)
+    room = difference.delta + margin  # > 0: more items would narrow the interval above -margin
+    return Judgement("undecided", difference, max(difference.n + 1, math.ceil(Z95 ** 2 * variance / room ** 2)))
 
-    Once anything is scored on test, only test scores compete: a trial that was not a finalist
-    has a validation score only, and putting it beside test scores would compare different items
-    (and let the split used for selection decide the verdict).
-    """
-    scored = [c for c in candidates if c.accuracy is not None]
-    if any(c.split == "test" for c in scored):
-        scored = [c for c in scored if c.split == "test"]
-    if not scored:
-        names = ", ".join(c.name for c in candidates) or "none"
+
+def _binomial_variance(p: float) -> float:
+    return max(p * (1 - p), 1e-4)
+
+
+def rank(records: Sequence[CandidateRecord], economics: Economics, *, compute_dollars: float,
+         current: Current, data: StudyData, margin: float = DEFAULT_MARGIN) -> list[Ranked]:
+    """Candidates with a decision-split result, cheapest monthly cost first (serving + errors)."""
+    e = current.economics(economics)
+    ranked = [Ranked(r, candidate_roi(r, e, compute_dollars), judge(r, current, data, margin))
+              for r in records if r.result(DECISION_SPLIT) is not None and r.cost_per_item is not None]
+    return sorted(ranked, key=lambda x: (x.roi.monthly_cost, -x.result.accuracy))
+
+
+def recommend(ranked: Sequence[Ranked], current: Current, economics: Economics, *,
+              margin: float = DEFAULT_MARGIN) -> Recommendation:
+    """Apply the rule to ranked candidates (see the module's docstring)."""
+    contenders = [r for r in ranked if r.record is not current.record]
+    if not contenders:
         return Recommendation(
-            sentence=(
-                "No recommendation yet: no candidate has an accuracy on a held-out split "
-                f"(candidates: {names}); run the baselines and the sweep to measure them."
-            ),
-            winner=None,
-            reason="no_metrics",
-            evidence={"candidates": [c.name for c in candidates]},
-        )
+            f"No recommendation yet: no candidate has a {DECISION_SPLIT} result; run `roitune baseline` and "
+            "`roitune sweep` to measure them.", None, "no_metrics")
+    evidence: dict[str, Any] = {"decision_split": DECISION_SPLIT, "margin": margin,
+                                "current": {"name": current.name, "error_rate": current.error_rate,
+                                            "provenance": current.provenance}}
+    if current.provenance == "unknown":
+        return _missing_current_quality(contenders, current, evidence)
 
-    ranked = rank(scored, economics, compute_dollars=compute_dollars)
-    evidence: dict[str, Any] = {
-        "ranking": [_summary(r) for r in ranked],
-        "current_solution": economics.current_solution,
-        "current_error_rate_known": economics.current_error_rate is not None,
-    }
-    note = _unknown_error_note(economics)
+    fine = [r for r in contenders if r.judgement.standing == "non_inferior"]
+    if fine and fine[0].roi.monthly_savings > 0:
+        winner = fine[0]
+        evidence["winner"] = _evidence(winner)
+        sentence = (f"{_verb(winner.record)} {winner.record.label}: it is "
+                    f"{winner.judgement.words(current, margin)}, and costs "
+                    f"{money(winner.roi.monthly_cost)}/month against {money(winner.roi.current_monthly_cost)}, "
+                    f"saving {money(winner.roi.monthly_savings)}/month (payback "
+                    f"{payback_text(winner.roi.payback_months)}).{_about_fine_tuning(winner, contenders, margin, current)}")
+        return Recommendation(sentence, winner.record.name, "replace", evidence)
+    if fine:
+        cheapest = fine[0]
+        evidence["cheapest_non_inferior"] = _evidence(cheapest)
+        return Recommendation(
+            f"Keep {current.name}: the cheapest candidate as accurate as it, {cheapest.record.label}, would cost "
+            f"{money(cheapest.roi.monthly_cost)}/month against {money(cheapest.roi.current_monthly_cost)}.",
+            None, "keep_current", evidence)
 
-    savers = [r for r in ranked if r.candidate.kind != "current" and r.roi.monthly_savings > 0]
-    if not savers:
-        cheapest = ([r for r in ranked if r.candidate.kind != "current"] or ranked)[0]
-        sentence = (
-            f"Keep {economics.current_solution}: no candidate costs less than its "
-            f"{money(cheapest.roi.current_monthly_cost)}/month; the cheapest, "
-            f"{_label(cheapest.candidate)}, would cost {money(cheapest.roi.monthly_cost)}/month."
-        )
-        return Recommendation(sentence + note, None, "keep_current", evidence)
+    undecided = [r for r in contenders if r.judgement.standing == "undecided" and r.roi.monthly_savings > 0]
+    if undecided:
+        first = undecided[0]
+        evidence["undecided"] = _evidence(first)
+        return Recommendation(
+            f"Not enough items to decide: {first.record.label} would save {money(first.roi.monthly_savings)}/month, "
+            f"but it is {first.judgement.words(current, margin)}. Score more {DECISION_SPLIT} items (a larger "
+            "split, or a higher cap).",
+            None, "not_enough_items", evidence)
 
-    trials = [r for r in ranked if r.candidate.kind == "trial"]
-    baselines = [r for r in ranked if r.candidate.kind == "baseline"]
-    adapter = max(trials, key=lambda r: (r.candidate.accuracy, -r.roi.monthly_cost), default=None)
-
-    if adapter is not None:
-        evidence["best_adapter"] = adapter.candidate.name
-        cheaper = [
-            b
-            for b in baselines
-            if b.roi.monthly_cost < adapter.roi.monthly_cost and b.roi.monthly_savings > 0
-        ]
-        # Cheapest first, so the first baseline that holds up is the cheapest one that does.
-        for base in cheaper:
-            comp = _compare(adapter.candidate, base.candidate, gold)
-            if _as_accurate(base.candidate, adapter.candidate, comp):
-                evidence["comparison"] = _comparison_dict(adapter.candidate, base.candidate, comp)
-                cheaper_by = adapter.roi.monthly_cost - base.roi.monthly_cost
-                sentence = (
-                    f"Don't fine-tune: {_label(base.candidate)} is "
-                    f"{'as accurate as' if comp.delta > 0 else 'at least as accurate as'} the best "
-                    f"adapter, {_label(adapter.candidate)}: the adapter scores "
-                    f"{_higher_lower(comp.delta)} ({_evidence(comp)}), but "
-                    f"{_label(base.candidate)} costs {money(cheaper_by)}/month less, saving "
-                    f"{money(base.roi.monthly_savings)}/month against "
-                    f"{economics.current_solution}{_payback(base.roi)}."
-                )
-                return Recommendation(
-                    sentence + note, base.candidate.name, "baseline_enough", evidence
-                )
-
-        if adapter.roi.monthly_savings > 0:
-            best_base = max(baselines, key=lambda r: r.candidate.accuracy, default=None)
-            if best_base is None:
-                quality = f"at {_pct(adapter.candidate.accuracy)} accuracy (no baseline was scored)"
-            else:
-                comp = _compare(adapter.candidate, best_base.candidate, gold)
-                evidence["comparison"] = _comparison_dict(
-                    adapter.candidate, best_base.candidate, comp
-                )
-                than = "as" if round(100 * comp.delta, 1) == 0 else "than"
-                quality = (
-                    f"with {_higher_lower(comp.delta)} accuracy ({_evidence(comp)}) {than} the "
-                    f"best baseline, {_label(best_base.candidate)}"
-                )
-            sentence = (
-                f"Fine-tune: {_label(adapter.candidate)} classifies at "
-                f"{money(adapter.candidate.cost_per_item)} an item {quality}, saving "
-                f"{money(adapter.roi.monthly_savings)}/month against "
-                f"{economics.current_solution}{_payback(adapter.roi)}."
-            )
-            return Recommendation(sentence + note, adapter.candidate.name, "fine_tune", evidence)
-
-    best = savers[0]
-    why_not = (
-        f"; the best adapter, {_label(adapter.candidate)}, would cost "
-        f"{money(adapter.roi.monthly_cost)}/month"
-        if adapter is not None
-        else ""
-    )
-    sentence = (
-        f"Use {_label(best.candidate)} ({_pct(best.candidate.accuracy)} accuracy, "
-        f"{money(best.candidate.cost_per_item)} an item), saving "
-        f"{money(best.roi.monthly_savings)}/month against {economics.current_solution}"
-        f"{_payback(best.roi)}{why_not}."
-    )
-    return Recommendation(sentence + note, best.candidate.name, "cheapest", evidence)
+    closest = max(contenders, key=lambda r: r.result.accuracy)
+    evidence["closest"] = _evidence(closest)
+    return Recommendation(
+        f"Keep {current.name}: no candidate is within {100 * margin:g} point of its accuracy "
+        f"({pct(1 - current.error_rate)}, {PROVENANCE_WORDS[current.provenance]}); the closest, "
+        f"{closest.record.label}, is {closest.judgement.words(current, margin)}.", None, "keep_current", evidence)
 
 
-def _compare(a: Candidate, b: Candidate, gold: Sequence[str]) -> _Comparison:
-    assert a.accuracy is not None and b.accuracy is not None
-    paired = (
-        a.predictions is not None
-        and b.predictions is not None
-        and a.split == b.split
-        and len(a.predictions) == len(b.predictions) == len(gold) > 0
-    )
-    if not paired:
-        return _Comparison(a.accuracy - b.accuracy, None, None, None)
-    delta, lo, hi = paired_delta(gold, a.predictions, b.predictions)
-    return _Comparison(delta, lo, hi, mcnemar(gold, a.predictions, b.predictions))
+def _missing_current_quality(contenders: Sequence[Ranked], current: Current, evidence: dict) -> Recommendation:
+    best = max(contenders, key=lambda r: (r.result.accuracy, -r.roi.monthly_cost))
+    evidence["most_accurate"] = _evidence(best)
+    result = best.result
+    return Recommendation(
+        f"Missing number: the accuracy of {current.name}. Without it no candidate can be shown to be as accurate, "
+        f"so no savings are claimed. Measure it by running the hosted baseline live (set baselines.hosted and run "
+        f"`roitune baseline --only hosted`) or enter it as economics.current_error_rate. The most accurate "
+        f"candidate so far is {best.record.label}: {pct(result.accuracy)} {interval(result.accuracy_ci)} on "
+        f"{result.n:,} {DECISION_SPLIT} items, {money(best.record.cost_per_item)} an item.",
+        None, "missing_current_quality", evidence)
 
 
-def _as_accurate(base: Candidate, adapter: Candidate, comp: _Comparison) -> bool:
-    """Is the baseline not measurably worse than the adapter?"""
-    assert base.accuracy is not None and adapter.accuracy is not None
-    if comp.test is not None:
-        return comp.delta <= 0 or comp.test.p_value >= ALPHA
-    if adapter.accuracy_ci is not None:
-        return base.accuracy >= adapter.accuracy_ci[0]
-    return base.accuracy >= adapter.accuracy
+def _verb(r: CandidateRecord) -> str:
+    return {Kind.trial: "Fine-tune:", Kind.cascade: "Cascade:"}.get(r.kind, "Use")
 
 
-def _unknown_error_note(economics: Economics) -> str:
-    # Only matters when errors cost something: then the current solution looks better than it is.
-    if economics.current_error_rate is None and economics.cost_per_error > 0:
-        return (
-            f" The error rate of {economics.current_solution} is unknown, so its errors are"
-            " costed at $0; set economics.current_error_rate for a fair comparison."
-        )
-    return ""
-
-
-def _summary(r: RankedCandidate) -> dict[str, Any]:
-    return {
-        "name": r.candidate.name,
-        "kind": r.candidate.kind,
-        "accuracy": r.candidate.accuracy,
-        "cost_per_item": r.candidate.cost_per_item,
-        "monthly_cost": r.roi.monthly_cost,
-        "monthly_savings": r.roi.monthly_savings,
-        "payback_months": r.roi.payback_months,
-        "break_even_volume": r.roi.break_even_volume,
-    }
-
-
-def _comparison_dict(a: Candidate, b: Candidate, comp: _Comparison) -> dict[str, Any]:
-    return {
-        "a": a.name,
-        "b": b.name,
-        "accuracy_delta": comp.delta,
-        "delta_ci": None if comp.lo is None else [comp.lo, comp.hi],
-        "mcnemar": None
-        if comp.test is None
-        else {
-            "b": comp.test.b,
-            "c": comp.test.c,
-            "p_value": comp.test.p_value,
-            "method": comp.test.method,
-        },
-    }
-
-
-# --- formatting for people -------------------------------------------------------------
-
-
-def _label(c: Candidate) -> str:
-    # Baselines live in the study as trials too; only a sweep trial's number means anything.
-    if c.kind == "trial" and c.trial_number is not None and f"trial {c.trial_number}" not in c.name:
-        return f"{c.name} (trial {c.trial_number})"
-    return c.name
-
-
-def money(x: float) -> str:
-    """Dollars for people: $2,450 / $3.20 / $0.000004 (never scientific notation)."""
-    sign = "-" if x < 0 else ""
-    x = abs(x)
-    if x >= 10:
-        return f"{sign}${x:,.0f}"
-    if x >= 1 or x == 0:
-        return f"{sign}${x:,.2f}"
-    # Per-item prices: two significant digits, never scientific notation ($0.000004).
-    decimals = -math.floor(math.log10(x)) + 1
-    return f"{sign}${x:.{decimals}f}".rstrip("0").rstrip(".")
-
-
-def _pct(x: float | None) -> str:
-    return "unknown" if x is None else f"{100 * x:.1f}%"
-
-
-def _points(x: float) -> str:
-    # "+ 0.0" turns a rounded -0.0 into 0.0.
-    return f"{round(100 * x, 1) + 0.0:.1f}"
-
-
-def _higher_lower(delta: float) -> str:
-    """E.g. '0.9 points higher'."""
-    if round(100 * delta, 1) == 0:
-        return "the same"
-    return f"{abs(100 * delta):.1f} points {'higher' if delta > 0 else 'lower'}"
-
-
-def _evidence(comp: _Comparison) -> str:
-    """E.g. '95% CI -0.8..2.6, McNemar p=0.31' (accuracy points, A minus B)."""
-    if comp.test is None or comp.lo is None or comp.hi is None:
-        return "not tested: no paired predictions"
-    p = comp.test.p_value
-    p_text = "<0.001" if p < 0.001 else f"={p:.3f}" if p < 0.01 else f"={p:.2f}"
-    return f"95% CI {_points(comp.lo)}..{_points(comp.hi)}, McNemar p{p_text}"
-
-
-def _payback(r: Roi) -> str:
-    if r.payback_months is None:
+def _about_fine_tuning(winner: Ranked, contenders: Sequence[Ranked], margin: float, current: Current) -> str:
+    """When a baseline or cascade wins, say where the best fine-tuned candidate stands."""
+    if winner.record.kind == Kind.trial:
         return ""
-    if r.payback_months >= 1:
-        return f" and paying back in {r.payback_months:.1f} months"
-    days = r.payback_months * DAYS_PER_MONTH
-    if days < 1:
-        return " and paying back within a day"
-    return f" and paying back in {round(days)} days"
+    trials = [r for r in contenders if r.record.kind == Kind.trial]
+    if not trials:
+        return " No fine-tuned candidate was scored."
+    best = min(trials, key=lambda r: r.roi.monthly_cost) if any(
+        t.judgement.standing == "non_inferior" for t in trials) else max(trials, key=lambda r: r.result.accuracy)
+    if best.judgement.standing == "non_inferior":
+        return (f" The best fine-tuned candidate, {best.record.label}, is as accurate but costs "
+                f"{money(best.roi.monthly_cost - winner.roi.monthly_cost)}/month more.")
+    return f" The best fine-tuned candidate, {best.record.label}, is {best.judgement.words(current, margin)}."
+
+
+def _evidence(r: Ranked) -> dict[str, Any]:
+    d = r.judgement.difference
+    return {
+        "name": r.record.name, "kind": r.record.kind.value, "standing": r.judgement.standing,
+        "accuracy": r.result.accuracy, "n": r.result.n,
+        "difference": None if d is None else {
+            "delta": d.delta, "ci": [d.lo, d.hi], "items": d.n, "paired": d.paired,
+            "mcnemar": None if d.test is None else {"b": d.test.b, "c": d.test.c, "p_value": d.test.p_value,
+                                                     "method": d.test.method}},
+        "items_needed": r.judgement.items_needed,
+        "monthly_cost": r.roi.monthly_cost, "monthly_savings": r.roi.monthly_savings,
+        "payback_months": r.roi.payback_months,
+    }
+
+
+def decide(records: Sequence[CandidateRecord], data: StudyData, economics: Economics, *, compute_dollars: float,
+           margin: float = DEFAULT_MARGIN) -> tuple[Current, list[Ranked], Recommendation]:
+    """The current solution, the ranked candidates and the recommendation for a study's records."""
+    current = Current.of(economics, records)
+    ranked = rank(records, economics, compute_dollars=compute_dollars, current=current, data=data, margin=margin)
+    return current, ranked, recommend(ranked, current, economics, margin=margin)
+

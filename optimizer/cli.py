@@ -42,7 +42,7 @@ def user_errors() -> Iterator[None]:
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from evals.results import redact_url
+    from evals.storage import redact_url
 
     try:
         yield
@@ -71,6 +71,22 @@ def _config(path: Optional[Path], overrides: Optional[list[str]]):
 
 def _print_json(value) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _study_report(cfg):
+    from evals.report import study_report
+    from evals.storage import load_existing_study
+
+    return study_report(load_existing_study(cfg.storage, cfg.study), cfg.economics)
+
+
+def _print_candidates(report, title: str, only: set[int] | None = None) -> None:
+    """The candidates table and its notes (caps, estimated prices) for an 80-column terminal."""
+    from optimizer.tables import candidates_table, notes
+
+    out.print(candidates_table(report, title=title, only=only))
+    for line in notes(report, only):
+        out.print(line, markup=False, highlight=False)
 
 
 @app.command(rich_help_panel="Start")
@@ -115,15 +131,17 @@ def baseline(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] 
     """Run the baseline ladder and record each baseline in the study storage."""
     from optimizer.ladder import run_baselines
 
+    from evals.report import candidate_row
+
     with user_errors():
         cfg = _config(config, overrides)
-        rows = run_baselines(cfg, only=[n.strip() for n in only.split(",")] if only else None, console=err)
+        new = {r.number for r in run_baselines(cfg, only=[n.strip() for n in only.split(",")] if only else None,
+                                               console=err)}
+        report = _study_report(cfg)
     if json_out:
-        _print_json(rows)
+        _print_json([candidate_row(r) for r in report.ranked if r.record.number in new])
     else:
-        from optimizer.tables import candidates_table
-
-        out.print(candidates_table(rows, title="Baselines (test split)"))
+        _print_candidates(report, f"Baselines in study '{cfg.study}', cheapest first")
 
 
 @app.command(rich_help_panel="Measure")
@@ -134,8 +152,9 @@ def sweep(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = S
           timeout: Optional[float] = typer.Option(None, "--timeout", help="Start no trial after this many seconds."),
           json_out: bool = JsonOpt) -> None:
     """Search LoRA / QLoRA / DPO settings with Optuna; every trial is scored and priced."""
+    from evals.report import candidate_row
     from optimizer.sweep import run_sweep
-    from optimizer.sweep_view import SweepView, sweep_rows
+    from optimizer.sweep_view import SweepView
 
     flags = list(overrides or [])
     flags += [f"{key}={value}" for key, value in (("search.trials", trials), ("search.timeout_s", timeout))
@@ -145,41 +164,37 @@ def sweep(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = S
         cfg.storage, cfg.study = storage or cfg.storage, study or cfg.study  # verbatim, not YAML-parsed
         with SweepView(err, cfg.search.trials) as view:
             summary = run_sweep(cfg, console=err, on_step=view.on_step)
-        rows = sweep_rows(cfg)
+        report = _study_report(cfg)
     err.print(f"sweep stopped: {summary.stop_reason}; compute so far ${summary.compute_dollars:.4f}")
     if json_out:
         _print_json({"stop_reason": summary.stop_reason, "finished": summary.finished,
-                     "compute_dollars": summary.compute_dollars, "candidates": rows})
+                     "compute_dollars": summary.compute_dollars,
+                     "candidates": [candidate_row(r) for r in report.ranked]})
     else:
-        from optimizer.tables import candidates_table
-
-        out.print(candidates_table(rows, title=f"Candidates in study '{cfg.study}'"))
+        _print_candidates(report, f"Candidates in study '{cfg.study}', cheapest first")
 
 
 @app.command(rich_help_panel="Decide")
 def report(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt, json_out: bool = JsonOpt,
            html_path: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report here.")) -> None:
     """Rank every candidate by monthly dollars against the current solution and say what to do."""
-    from evals.report import render_html, report_json, study_report
-    from evals.results import load_existing_study
+    from evals.html_report import render_html
+    from evals.report import report_json
 
     with user_errors():
         cfg = _config(config, overrides)
-        result = study_report(load_existing_study(cfg.storage, cfg.study), cfg.economics)
+        result = _study_report(cfg)
         if html_path is not None:
             html_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = html_path.with_name(html_path.name + ".tmp")
             tmp.write_text(render_html(result), encoding="utf-8")
             tmp.replace(html_path)
             err.print(f"wrote {html_path}")
-    data = report_json(result)
     if json_out:
-        _print_json(data)
+        _print_json(report_json(result))
         return
-    from optimizer.tables import candidates_table
-
-    title = f"Candidates in study '{cfg.study}', cheapest first, against {cfg.economics.current_solution}"
-    out.print(candidates_table(data["candidates"], title=title))
+    _print_candidates(result, f"Candidates in study '{cfg.study}', cheapest first")
+    out.print()
     out.print(result.recommendation.sentence, markup=False, highlight=False)
 
 
@@ -192,7 +207,7 @@ def dashboard(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]]
     import subprocess
 
     import dashboards
-    from evals.results import redact_url
+    from evals.storage import redact_url
 
     with user_errors():
         cfg = _config(config, overrides)  # a bad config fails here, before Streamlit starts

@@ -7,21 +7,20 @@ resolved against the config file's folder, so a config works from any working di
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from evals.baselines import BaselinesSpec
+from evals.configfile import ConfigError, parse_overrides, read_config
 from evals.cost import Economics
 from evals.data import DataSpec
+from evals.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from optimizer.space import SearchSpec
 
-
-class ConfigError(ValueError):
-    """Problems in a config file or in --set flags, one per line."""
+# ConfigError and parse_overrides are part of this module's surface (the CLI and tests use them).
+__all__ = ["Config", "ConfigError", "load_config", "parse_overrides", "demo_config_text"]
 
 
 class TaskSpec(BaseModel):
@@ -44,116 +43,29 @@ class Config(BaseModel):
     baselines: BaselinesSpec = Field(default_factory=BaselinesSpec, description="The baseline ladder.")
     search: SearchSpec = Field(default_factory=SearchSpec, description="The sweep's search space.")
     budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Spending limits.")
-    storage: str = Field("sqlite:///runs/roitune.db", description="Optuna storage URL (SQLite or PostgreSQL).")
-    study: str = Field("roitune", description="Study name inside the storage.")
+    storage: str = Field(DEFAULT_STORAGE, description="Optuna storage URL (SQLite or PostgreSQL).")
+    study: str = Field(DEFAULT_STUDY, description="Study name inside the storage.")
     heartbeat_s: int = Field(20, ge=1, description="Trial heartbeat; a trial silent for 3x this is failed and retried.")
     runs_dir: str = Field("runs", description="Where adapters, caches and reports are written.")
     seed: int = Field(0, description="Seed for splits, sampling and training.")
 
 
-def _fields_at(model: type[BaseModel], location: tuple) -> list[str]:
-    """Valid keys of the (nested) model at ``location``."""
-    for part in location:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
-        if not nested:
-            return []
-        model = nested[0]
-    return list(model.model_fields)
-
-
-def _printable(text: str) -> str:
-    """User text quoted in a message, with line breaks and control characters escaped: every
-    problem stays on its own line."""
-    return text if text.isprintable() else repr(text)[1:-1]
-
-
-def _describe(error: dict) -> str:
-    location = tuple(error["loc"])
-    key = _printable(".".join(str(part) for part in location))
-    if error["type"] == "extra_forbidden":
-        valid = _fields_at(Config, location[:-1])
-        near = difflib.get_close_matches(str(location[-1]), valid, n=1, cutoff=0.5)
-        hint = f"did you mean '{'.'.join([*map(str, location[:-1]), near[0]])}'?" if near else \
-            f"valid keys here: {', '.join(valid)}"
-        return f"{key}: unknown key; {hint}"
-    return f"{key}: {error['msg']}"
-
-
-def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = raw
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
-
-
-def parse_overrides(flags: list[str]) -> tuple[list[tuple[str, Any]], list[str]]:
-    """``key=value`` flags, values parsed as YAML (numbers, lists, booleans)."""
-    pairs, problems = [], []
-    for flag in flags:
-        key, sep, text = flag.partition("=")
-        if not sep or not key.strip():
-            problems.append(f"--set {_printable(flag)}: expected key=value")
-            continue
-        try:
-            pairs.append((key.strip(), yaml.safe_load(text) if text.strip() else ""))
-        except yaml.YAMLError as err:
-            problems.append(f"--set {_printable(flag)}: bad value ({str(err).splitlines()[0]})")
-        except RecursionError:
-            problems.append(f"--set {_printable(flag)}: bad value (nested too deeply)")
-    return pairs, problems
-
-
-def _resolve_paths(data: dict, base: Path) -> None:
+def _prepare(raw: dict[str, Any], base: Path, overrides: list[tuple[str, Any]]) -> None:
+    """Relative data paths: from the config's folder, or the working directory for a --set one."""
+    if not isinstance(raw.get("data"), dict):
+        return
+    from_command_line = {key.removeprefix("data.") for key, value in overrides
+                         if key.startswith("data.") and isinstance(value, str)}
     for key in ("train", "validation", "test", "preferences"):
-        value = data.get(key)
+        value = raw["data"].get(key)
         # A NUL cannot be in a path (resolve() would raise): left as is for validation to report.
         if isinstance(value, str) and value and "\x00" not in value and not Path(value).is_absolute():
-            data[key] = str((base / value).resolve())
+            raw["data"][key] = str(((Path.cwd() if key in from_command_line else base) / value).resolve())
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
-    """Read, merge and validate; raise ConfigError listing every problem."""
-    raw: dict[str, Any] = {}
-    base = Path.cwd()
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file (write one with `roitune init`)")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            reason = getattr(err, "problem", None) or str(err).splitlines()[0]  # one line: each is a problem
-            raise ConfigError(f"{where}: invalid YAML ({reason})") from err
-        except RecursionError:
-            raise ConfigError(f"{path}: invalid YAML (nested too deeply)") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-        raw = loaded or {}
-        base = path.resolve().parent
-    if isinstance(raw.get("data"), dict):
-        _resolve_paths(raw["data"], base)
-    pairs, problems = parse_overrides(overrides or [])
-    for key, value in pairs:
-        _set_dotted(raw, key, value)
-        if key.startswith("data.") and isinstance(value, str):
-            _resolve_paths(raw["data"], Path.cwd())  # a path typed on the command line is cwd-relative
-    try:
-        config = Config.model_validate(raw)
-    except ValidationError as err:
-        where = f"{path}: " if path else ""
-        problems += [where + _describe(e) for e in err.errors()]
-        config = None
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return config
+    """Read, merge and validate ``roitune.yaml``; raise ConfigError listing every problem."""
+    return read_config(path, overrides, Config, prepare=_prepare)
 
 
 DEMO_CONFIG = """\

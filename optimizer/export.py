@@ -19,11 +19,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evals.candidates import Candidate
-from evals.cost import Economics, Roi
-from evals.recommend import rank
-from evals.report import interval, money, payback_text, pct, volume_text
-from evals.results import candidates, compute_dollars, load_existing_study, trial_attrs
+from evals.cost import Economics
+from evals.formatting import interval, money, payback_text, pct, volume_text
+from evals.recommend import Ranked
+from evals.record import CandidateRecord, Kind, SplitResult, read_record
+from evals.report import study_report
+from evals.storage import load_existing_study
 from optimizer.adapters import AdapterSpec
 from optimizer.config import Config
 
@@ -62,11 +63,10 @@ class ExportResult:
 # -- which trial ---------------------------------------------------------------------------
 
 
-def select_trial(study: optuna.Study, which: str, economics: Economics) -> optuna.trial.FrozenTrial:
-    """The trial named by ``--trial``: a number, or ``best`` (see ``best_trial``)."""
+def select_trial(study: optuna.Study, which: str, economics: Economics) -> CandidateRecord:
+    """The record of the trial named by ``--trial``: a number, or ``best`` (see ``best_trial``)."""
     trial = best_trial(study, economics) if which == "best" else _numbered_trial(study, which)
-    check_exportable(trial)
-    return trial
+    return check_exportable(study, trial)
 
 
 def _numbered_trial(study: optuna.Study, which: str) -> optuna.trial.FrozenTrial:
@@ -81,8 +81,8 @@ def _numbered_trial(study: optuna.Study, which: str) -> optuna.trial.FrozenTrial
 
 
 def best_trial(study: optuna.Study, economics: Economics) -> optuna.trial.FrozenTrial:
-    """The best COMPLETE sweep trial by the study's objective (roi: lowest expected monthly
-    cost); for a pareto study, the front member with the lowest monthly cost."""
+    """The best COMPLETE sweep trial by the study's objective on validation (roi: lowest expected
+    monthly cost); for a pareto study, the front member with the lowest monthly cost."""
     from optimizer.sweep import finalists
 
     found = finalists(study)
@@ -91,24 +91,23 @@ def best_trial(study: optuna.Study, economics: Economics) -> optuna.trial.Frozen
     if len(found) == 1:
         return found[0]
     numbers = {t.number: t for t in found}
-    front = [c for c in candidates(study) if c.trial_number in numbers]
-    cheapest = rank(front, economics, compute_dollars=compute_dollars(study))[0]
-    return numbers[cheapest.candidate.trial_number]
+    cheapest = next(r for r in study_report(study, economics).ranked if r.record.number in numbers)
+    return numbers[cheapest.record.number]
 
 
-def check_exportable(trial: optuna.trial.FrozenTrial) -> None:
-    import optuna
-
-    attrs = trial.user_attrs
-    if attrs.get("kind", "trial") != "trial":
-        raise ExportError(f"trial {trial.number} is {attrs.get('name', 'a baseline')}: "
+def check_exportable(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> CandidateRecord:
+    """The trial's record, when it has an adapter to export; else a one-line ExportError."""
+    record = read_record(study, trial)
+    if record.kind != Kind.trial:
+        raise ExportError(f"trial {trial.number} is {record.name} ({record.kind.value}): "
                           "only sweep trials have an adapter to export")
-    if trial.state != optuna.trial.TrialState.COMPLETE:
-        reason = f" ({attrs['fail_reason']})" if attrs.get("fail_reason") else ""
-        raise ExportError(f"trial {trial.number} is {trial.state.name}{reason}: only COMPLETE trials can be exported")
-    folder = Path(attrs.get("adapter_path", ""))
+    if record.state != "COMPLETE":
+        reason = f" ({record.fail_reason})" if record.fail_reason else ""
+        raise ExportError(f"trial {trial.number} is {record.state}{reason}: only COMPLETE trials can be exported")
+    folder = Path(record.adapter_path or "")
     if not all((folder / name).is_file() for name in ADAPTER_FILES):
         raise ExportError(f"trial {trial.number}: adapter folder {folder} is missing or incomplete")
+    return record
 
 
 # -- the bundle ----------------------------------------------------------------------------
@@ -241,8 +240,8 @@ def export_bundle(cfg: Config, which: str, out: Path, *, merge: bool = False, fo
     if out.exists() and not force:  # fail before any work; checked again when publishing
         raise ExportError(f"{out} exists (use --force to replace it)")
     study = load_existing_study(cfg.storage, cfg.study)
-    trial = select_trial(study, which, cfg.economics)
-    source = Path(trial.user_attrs["adapter_path"])
+    record = select_trial(study, which, cfg.economics)
+    source = Path(record.adapter_path)
     spec = AdapterSpec.from_json(json.loads((source / "roitune.json").read_text()))
 
     staging = out.with_name(out.name + ".partial")
@@ -260,11 +259,11 @@ def export_bundle(cfg: Config, which: str, out: Path, *, merge: bool = False, fo
             note = " (4-bit base loaded in full precision first: dequantised)" if dequantized else ""
             console.print(f"merging the adapter into a standalone model{note}")
             _write_merged(staging / "merged", spec, source)
-        result = ExportResult(path=out, trial=trial.number, spec=spec, rank=lora_rank, merged=merge,
+        result = ExportResult(path=out, trial=record.number, spec=spec, rank=lora_rank, merged=merge,
                               dequantized=dequantized, serve_hint=serve_hint(spec, out, lora_rank))
         # The card lists every other file's digest; SHA256SUMS adds the card's.
         sums = checksums(staging)
-        _write_card(staging, model_card(study, trial, cfg.economics, result, sums))
+        _write_card(staging, model_card(study, record, cfg.economics, result, sums))
         _write_checksums(staging, {**sums, "README.md": _sha256(staging / "README.md")})
         _publish(staging, out, force=force)
     except BaseException:  # Ctrl-C included: nothing half-written stays behind
@@ -276,53 +275,49 @@ def export_bundle(cfg: Config, which: str, out: Path, *, merge: bool = False, fo
 # -- the model card ------------------------------------------------------------------------
 
 
-def _candidate(study: optuna.Study, number: int) -> Candidate | None:
-    return next((c for c in candidates(study) if c.trial_number == number), None)
+def _scores_row(split: str, result: SplitResult) -> str:
+    return (f"| {split} | {result.n} | {pct(result.accuracy)} {interval(result.accuracy_ci)} "
+            f"({result.correct} of {result.n}) | {pct(result.macro_f1)} {interval(result.macro_f1_ci)} |")
 
 
-def _scores_row(split: str, scores: dict[str, Any]) -> str:
-    return (f"| {split} | {scores['n']} | {pct(scores['accuracy'])} {interval(scores['accuracy_ci'])} "
-            f"({round(scores['accuracy'] * scores['n'])} of {scores['n']}) "
-            f"| {pct(scores['macro_f1'])} {interval(scores['macro_f1_ci'])} |")
-
-
-def _quality_section(attrs: dict[str, Any]) -> list[str]:
-    lines = ["## Quality", "", "Accuracy and macro-F1 with 95% bootstrap intervals.", "",
+def _quality_section(record: CandidateRecord) -> list[str]:
+    lines = ["## Quality", "", "Accuracy with its 95% Wilson interval, macro-F1 with a 95% bootstrap interval.", "",
              "| split | n | accuracy [95% CI] | macro-F1 [95% CI] |", "|---|---|---|---|"]
-    lines.append(_scores_row("validation", attrs["validation_scores"]))
-    if "test_scores" in attrs:
-        lines.append(_scores_row("test", attrs["test_scores"]))
+    lines.append(_scores_row("validation", record.validation))
+    if record.test is not None:
+        lines.append(_scores_row("test", record.test))
     else:
-        lines += ["", "Test: not scored on test (only the sweep's finalists are, so that model selection "
-                  "never sees the test split)."]
+        lines += ["", "Test: not scored on test (only the sweep's finalists are, after they were chosen on "
+                  "validation, so that model selection never sees the test split)."]
+    if record.caps:
+        lines += ["", "Caps: " + "; ".join(cap.text() for cap in record.caps) + "."]
     return lines
 
 
-def _cost_section(attrs: dict[str, Any]) -> list[str]:
-    source = f", {attrs['cost_source']}" if attrs.get("cost_source") else ""
-    speed = attrs.get("items_per_second")
+def _cost_section(record: CandidateRecord) -> list[str]:
+    source = f", {record.cost_source}" if record.cost_source else ""
+    speed = record.items_per_second
     return ["## Cost", "",
-            f"- serving: {money(attrs['cost_per_item'])} per item ({attrs.get('cost_provenance', 'unknown')}{source})",
-            *([f"- throughput: {speed:.1f} items/s, measured by the sweep"] if speed else []),
-            f"- training: {money(attrs.get('train_dollars', 0.0))} ({attrs.get('train_seconds', 0):.0f} s)"]
+            f"- serving: {money(record.cost_per_item)} per item ({record.cost_provenance or 'unknown'}{source})",
+            *([f"- throughput: {speed:.1f} items/s on {record.measured_on}, measured by the sweep"] if speed else []),
+            f"- training: {money(record.compute_dollars)} ({record.compute_seconds:.0f} s)"]
 
 
-def _roi_section(candidate: Candidate | None, roi: Roi | None, economics: Economics) -> list[str]:
+def _roi_section(ranked: Ranked | None, economics: Economics) -> list[str]:
     lines = [f"## ROI against {economics.current_solution}", ""]
-    if candidate is None or roi is None:
-        return lines + ["No ROI: the trial has no accuracy and cost in the study."]
+    if ranked is None:
+        return lines + ["No ROI: the trial has no validation accuracy and cost in the study."]
+    roi = ranked.roi
     return lines + [
         f"At {economics.tickets_per_month:,} items a month and {money(economics.cost_per_error)} per error, "
-        f"with the {candidate.split} accuracy ({pct(candidate.accuracy)}):", "",
+        f"with the validation accuracy ({pct(ranked.result.accuracy)}):", "",
         f"- monthly cost: {money(roi.monthly_cost)} (current: {money(roi.current_monthly_cost)})",
         f"- monthly savings: {money(roi.monthly_savings)}",
-        f"- one-off cost: {money(roi.one_off_cost)} (sweep compute + {economics.engineering_hours:g} "
+        f"- one-off cost: {money(roi.one_off_cost)} (compute + {economics.engineering_hours:g} "
         f"engineering hours at {money(economics.engineering_rate)})",
         f"- payback: {payback_text(roi.payback_months)}",
         f"- break-even volume: {volume_text(roi.break_even_volume)}",
     ]
-
-
 def _usage_section(result: ExportResult) -> list[str]:
     lines = ["## Use", "", "```", f"roitune predict {result.path} tickets.jsonl --out predictions.jsonl",
              f"roitune serve {result.path}", "```", ""]
@@ -349,24 +344,22 @@ def _front_matter(spec: AdapterSpec) -> list[str]:
             "tags: [roitune, lora, text-classification]", f"pipeline_tag: {pipeline}", "---"]
 
 
-def model_card(study: optuna.Study, trial: optuna.trial.FrozenTrial, economics: Economics,
+def model_card(study: optuna.Study, record: CandidateRecord, economics: Economics,
                result: ExportResult, sums: dict[str, str]) -> str:
-    attrs = trial_attrs(study, trial)
     spec = result.spec
-    candidate = _candidate(study, trial.number)
-    roi = rank([candidate], economics, compute_dollars=compute_dollars(study))[0].roi if candidate else None
+    ranked = next((r for r in study_report(study, economics).ranked if r.record.number == record.number), None)
     lines = [
         *_front_matter(spec), "",
         f"# {result.path.name}", "",
         f"A LoRA adapter on {spec.base_model} that routes a ticket to one of {len(spec.labels)} labels "
-        f"({spec.head} head), exported by roitune from trial {trial.number} of study '{study.study_name}': "
-        f"{attrs.get('name', '')}.", "",
-        "## Parameters", "", "The trial's sampled settings:", "", "| parameter | value |", "|---|---|",
+        f"({spec.head} head), exported by roitune from trial {record.number} of study '{study.study_name}': "
+        f"{record.name}.", "",
+        "## Settings", "", "The trial's settings:", "", "| setting | value |", "|---|---|",
         *(f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |"
-          for key, value in trial.params.items()), "",
-        *_quality_section(attrs), "",
-        *_cost_section(attrs), "",
-        *_roi_section(candidate, roi, economics), "",
+          for key, value in record.settings.items()), "",
+        *_quality_section(record), "",
+        *_cost_section(record), "",
+        *_roi_section(ranked, economics), "",
         *_usage_section(result), "",
         "## Files", "", f"`{CHECKSUMS}` holds the sha256 of every file (check with `sha256sum -c {CHECKSUMS}`).",
         "", "| file | sha256 |", "|---|---|",

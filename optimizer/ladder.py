@@ -1,52 +1,51 @@
-"""``roitune baseline``: run the configured ladder on the test split and record it in the study."""
+"""``roitune baseline``: run the configured ladder on validation and test, and record it in the study."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 
 from evals.baselines import run_ladder
-from evals.data import load_splits
-from evals.results import candidates, open_study, record_baseline, remember_split
+from evals.data import Splits, load_splits
+from evals.record import CandidateRecord, Kind, add_record, records, remember_data
+from evals.storage import objective_values, open_study
 from optimizer.config import Config
 from optimizer.progress import progress_bars
 
 
-def load_data(cfg: Config, console: Console):
-    """Validated splits (all problems raised together before any work), warnings printed."""
+def load_data(cfg: Config, console: Console) -> Splits:
+    """Validated splits (all problems raised together before any work); warnings and every cap
+    that leaves data unused are printed."""
     splits = load_splits(cfg.data, cfg.task.labels or None)
     for warning in splits.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
+    for cap in splits.caps():
+        console.print(f"[yellow]cap:[/] {cap}")
     return splits
 
 
-def run_baselines(cfg: Config, *, only: list[str] | None, console: Console) -> list[dict]:
-    """Run, record and summarise the baselines; returns one dict per baseline."""
+def run_baselines(cfg: Config, *, only: list[str] | None, console: Console) -> list[CandidateRecord]:
+    """Run and record the baselines not yet in the study; returns the new records."""
     splits = load_data(cfg, console)
+    if cfg.baselines.max_llm_items:
+        console.print(f"[yellow]cap:[/] baselines.max_llm_items: zero-/few-shot score at most "
+                      f"{cfg.baselines.max_llm_items:,} of {len(splits.validation):,} validation and "
+                      f"{len(splits.test):,} test items")
     study = open_study(cfg.storage, cfg.study, cfg.search.objective)
-    remember_split(study, splits.labels, splits.test)
-    measured = [c.name.removeprefix("baseline:") for c in candidates(study) if c.kind == "baseline"]
+    remember_data(study, splits.labels, splits.validation, splits.test)
+    measured = [r.name for r in records(study) if r.kind == Kind.baseline]
     if measured:
         console.print(f"already in study '{cfg.study}' (not run again): {', '.join(measured)}")
     with progress_bars(console) as start:
-        results = run_ladder(cfg.baselines, splits.train, splits.test, splits.labels, cfg.task.instruction,
-                             cfg.economics, cache_dir=Path(cfg.runs_dir) / "hosted-cache", seed=cfg.seed,
-                             only=only, skip=measured, on_start=start)
-    rows = []
-    for result in results:
-        number = record_baseline(study, result, cfg.economics, cfg.search.objective, splits.test)
-        scores = result.scores
-        rows.append({
-            "name": f"baseline:{result.name}", "trial": number,
-            "accuracy": scores.accuracy if scores else None,
-            "accuracy_ci": list(scores.accuracy_ci) if scores else None,
-            "macro_f1": scores.macro_f1 if scores else None,
-            "macro_f1_ci": list(scores.macro_f1_ci) if scores else None,
-            "n": scores.n if scores else 0,
-            "cost_per_item": result.cost_per_item.value,
-            "cost_provenance": result.cost_per_item.provenance.value,
-            "items_per_second": result.items_per_second,
-            "tokens_per_item": result.tokens_per_item,
-        })
-    return rows
+        found = run_ladder(cfg.baselines, splits, cfg.task.instruction, cfg.economics,
+                           cache_dir=Path(cfg.runs_dir) / "hosted-cache", seed=cfg.seed, only=only, skip=measured,
+                           on_start=start)
+    new = []
+    for record in found:
+        result = record.validation
+        values = None if result is None else objective_values(cfg.search.objective, cfg.economics, result.accuracy,
+                                                                result.macro_f1, record.cost_per_item)
+        new.append(replace(record, number=add_record(study, record, values)))
+    return new

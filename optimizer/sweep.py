@@ -18,7 +18,9 @@ from pathlib import Path
 from rich.console import Console
 
 from evals.metrics import score
-from evals.results import compute_dollars, open_study, record_test_scores, remember_split, sweep_trials
+from evals.record import (CandidateRecord, Kind, SplitResult, add_test_result, compute_dollars, read_record,
+                          remember_data, sweep_trials, write_trial_record)
+from evals.storage import open_study
 from optimizer.config import Config
 from optimizer.ladder import load_data
 from optimizer.trial import TrialRun, Workbench
@@ -83,7 +85,7 @@ def run_sweep(cfg: Config, *, console: Console, on_step=None) -> SweepSummary:
     study = open_study(cfg.storage, cfg.study, spec.objective, heartbeat_interval=cfg.heartbeat_s,
                        sampler=optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=4),
                        pruner=_make_pruner(spec.pruner, spec.evals_per_epoch * max(spec.epochs)))
-    remember_split(study, splits.labels, splits.test)
+    remember_data(study, splits.labels, splits.validation, splits.test)
     run_dir = Path(cfg.runs_dir) / cfg.study
     bench = Workbench(cfg, splits, run_dir, cfg.economics.hardware_price(), on_step=on_step)
     summary = SweepSummary(stop_reason="", finished=finished_count(study))
@@ -92,14 +94,18 @@ def run_sweep(cfg: Config, *, console: Console, on_step=None) -> SweepSummary:
     def objective(trial):
         position = [t.number for t in counted_trials(study)].index(trial.number)
         if position >= spec.trials:
-            raise SurplusTrial(f"surplus: the study already has {spec.trials} trials")
+            reason = f"surplus: the study already has {spec.trials} trials"
+            write_trial_record(trial, CandidateRecord(kind=Kind.trial, name=f"trial {trial.number}", method="",
+                                                      fail_reason=reason))
+            raise SurplusTrial(reason)
         summary.new_trials.append(trial.number)
+        run = TrialRun(trial, bench)
         try:
-            return TrialRun(trial, bench).run()
+            return run.run()
         except optuna.TrialPruned:
             raise
         except Exception as error:  # recorded as the FAIL reason; the sweep goes on
-            trial.set_user_attr("fail_reason", _one_line(error))
+            run.fail(_one_line(error))
             console.print(f"[red]trial {trial.number} failed:[/] {_one_line(error)}")
             raise
 
@@ -164,7 +170,8 @@ def _remove_orphan_staging(study, run_dir: Path) -> None:
 
 
 def finalists(study) -> list:
-    """The trials whose test score the report needs: the winner (roi) or the front (pareto)."""
+    """The trials chosen on validation, whose test score the report shows: the winner by the
+    objective (roi) or the front (pareto). Test results never take part in this choice."""
     import optuna
 
     complete = [t for t in sweep_trials(study) if t.state == optuna.trial.TrialState.COMPLETE]
@@ -177,18 +184,19 @@ def finalists(study) -> list:
 
 
 def score_finalists(study, bench: Workbench) -> list[int]:
-    """Score the finalists on the test split once (model selection never sees test)."""
+    """Score the finalists on the test split once, after they were chosen on validation."""
     from optimizer.adapters import AdapterSpec, load_predictor
 
     tested = []
     for trial in finalists(study):
-        if f"trial_test:{trial.number}" in study.user_attrs:
+        record = read_record(study, trial)
+        if record.test is not None:
             continue
-        path = Path(trial.user_attrs["adapter_path"])
+        path = Path(record.adapter_path)
         predictor = load_predictor(AdapterSpec.from_json(json.loads((path / "roitune.json").read_text())), path)
         test = bench.splits.test
         predictions = [p.label for p in predictor.predict([e.text for e in test])]
         scores = score([e.label for e in test], predictions, bench.splits.labels, seed=bench.cfg.seed)
-        record_test_scores(study, trial.number, scores, predictions)
+        add_test_result(study, trial.number, SplitResult.of(scores, predictions, bench.splits.labels))
         tested.append(trial.number)
     return tested

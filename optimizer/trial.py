@@ -11,17 +11,18 @@ import gc
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from evals.classify import HeadClassifier, LabelScorer
 from evals.cost import Figure
-from evals.data import Example, Splits, load_preferences, stratified_split
+from evals.data import HeldOut, Splits, capped, load_preferences
 from evals.meter import metered
 from evals.metrics import score
 from evals.models import load_causal_lm, load_sequence_classifier, load_tokenizer
-from evals.results import objective_values, prediction_indices, scores_attrs
+from evals.record import CandidateRecord, Cap, Kind, SplitResult, TrainingSummary, write_trial_record
+from evals.storage import objective_values
 from optimizer.adapters import AdapterSpec
 from optimizer.config import Config
 from optimizer.space import TrialSettings, sample, target_modules
@@ -38,12 +39,15 @@ class Workbench:
     _base: object = field(default=None, init=False)
 
     @property
-    def eval_items(self) -> list[Example]:
-        cap = self.cfg.search.max_eval_items
-        items = self.splits.validation
-        if cap and len(items) > cap:
-            items = stratified_split(items, [cap / len(items)], self.cfg.seed)[1]
-        return items
+    def eval_set(self) -> HeldOut:
+        """The validation items a trial is checked and scored on (``search.max_eval_items``)."""
+        return capped("validation", self.splits.validation, self.cfg.search.max_eval_items, self.cfg.seed)
+
+    def caps(self) -> tuple[Cap, ...]:
+        found = [self.eval_set.cap()]
+        if self.splits.train_available > len(self.splits.train):
+            found.append(Cap("train rows", len(self.splits.train), self.splits.train_available))
+        return tuple(c for c in found if c is not None)
 
     def causal_lm(self, s: TrialSettings):
         """The base LM for these settings, loaded once and reused while the key is unchanged."""
@@ -81,19 +85,8 @@ def _lora_config(s: TrialSettings, task_type: str):
                       target_modules=target_modules(s.target_modules), task_type=task_type)
 
 
-def _peak_memory_mb() -> float:
-    import resource
-
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    # ru_maxrss is the process's peak (kB on Linux): an upper bound for this trial on CPU.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 class TrialRun:
-    """Runs one trial; ``values()`` returns the objective values, attrs go to the trial."""
+    """Runs one trial; ``run()`` returns the objective values and writes the trial's record."""
 
     def __init__(self, trial, bench: Workbench):
         self.trial, self.bench, self.cfg = trial, bench, bench.cfg
@@ -102,6 +95,18 @@ class TrialRun:
         self.adapter_spec = bench.spec_for(self.settings)
         self.timings = {"train": 0.0, "eval": 0.0}
         self.model = None  # the adapter-wrapped model, kept so a failed trial can still release it
+        self.record = CandidateRecord(kind=Kind.trial, name=f"trial {trial.number}: {describe(self.settings)}",
+                                      method=self.settings.method, settings=asdict(self.settings),
+                                      caps=bench.caps())
+        write_trial_record(trial, self.record)
+
+    def update(self, **changes) -> None:
+        self.record = replace(self.record, **changes)
+        write_trial_record(self.trial, self.record)
+
+    def fail(self, reason: str) -> None:
+        """Record why this trial failed (the sweep goes on)."""
+        self.update(fail_reason=reason)
 
     # -- scoring ---------------------------------------------------------------------------
     def _predictor(self, model, tokenizer):
@@ -109,18 +114,21 @@ class TrialRun:
             return HeadClassifier(model, tokenizer, self.bench.splits.labels, max_tokens=self.spec.max_seq_tokens)
         return LabelScorer(model, tokenizer, self.adapter_spec.template(), max_prompt_tokens=self.spec.max_seq_tokens)
 
-    def evaluate(self, predictor, items: list[Example]):
+    def evaluate(self, predictor, held: HeldOut):
         began = time.perf_counter()
-        def predict(batch: list[Example]) -> list[str]:  # one forward batch = one serving batch
+
+        def predict(batch) -> list[str]:  # one forward batch = one serving batch
             return [p.label for p in predictor.predict([e.text for e in batch], batch_size=len(batch))]
 
-        predictions, throughput = metered(predict, items, batch_size=self.spec.serving_batch_size)
-        scores = score([e.label for e in items], predictions, self.bench.splits.labels, seed=self.cfg.seed)
+        predictions, throughput = metered(predict, held.items, batch_size=self.spec.serving_batch_size)
+        labels = self.bench.splits.labels
+        scores = score([e.label for e in held.items], predictions, labels, seed=self.cfg.seed)
         self.timings["eval"] += time.perf_counter() - began
-        return predictions, scores, throughput.cost_per_item(self.bench.hardware), throughput
+        cost = throughput.cost_per_item(self.bench.hardware, self.cfg.economics.hardware)
+        return SplitResult.of(scores, predictions, labels, held.index), cost, throughput
 
-    def _values(self, scores, cost: Figure) -> list[float]:
-        return objective_values(self.spec.objective, self.cfg.economics, scores.accuracy, scores.macro_f1, cost.value)
+    def _values(self, result: SplitResult, cost: Figure) -> list[float]:
+        return objective_values(self.spec.objective, self.cfg.economics, result.accuracy, result.macro_f1, cost.value)
 
     def _pruning_hook(self, predictor) -> Callable[[int], None] | None:
         """Report validation results during training; prune when the pruner says so."""
@@ -130,10 +138,10 @@ class TrialRun:
             return None
 
         def on_eval(step: int) -> None:
-            _, scores, cost, _ = self.evaluate(predictor, self.bench.eval_items)
-            self.trial.report(self._values(scores, cost)[0], step)
+            result, cost, _ = self.evaluate(predictor, self.bench.eval_set)
+            self.trial.report(self._values(result, cost)[0], step)
             if self.trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at check {step}: validation accuracy {scores.accuracy:.3f}")
+                raise optuna.TrialPruned(f"pruned at check {step}: validation accuracy {result.accuracy:.3f}")
 
         return on_eval
 
@@ -185,7 +193,7 @@ class TrialRun:
         stats = train_dpo(model, pairs, pad_id=tokenizer.pad_token_id, beta=s.dpo_beta,
                           learning_rate=self.spec.dpo_learning_rate, epochs=self.spec.dpo_epochs,
                           batch_size=s.batch_size, seed=self.cfg.seed, on_step=self._step_hook("dpo", steps))
-        self.trial.set_user_attr("dpo_pairs_used", len(pairs))
+        self.update(details={**self.record.details, "dpo_pairs_used": len(pairs)})
         stats.steps += sft_stats.steps
         stats.tokens += sft_stats.tokens
         stats.seconds += sft_stats.seconds
@@ -217,37 +225,29 @@ class TrialRun:
     # -- the trial -------------------------------------------------------------------------
     def run(self) -> list[float]:
         began = time.perf_counter()
-        s = self.settings
-        self.trial.set_user_attr("kind", "trial")
-        self.trial.set_user_attr("name", f"trial {self.trial.number}: {describe(s)}")
-        self.trial.set_user_attr("method", s.method)
-        self.trial.set_user_attr("settings", asdict(s))
-        train = self._train_classifier if s.head == "classifier" else self._train_generative
+        train = self._train_classifier if self.settings.head == "classifier" else self._train_generative
         try:
             model, predictor, stats = train()
             self.timings["train"] = stats.seconds
-            predictions, scores, cost, throughput = self.evaluate(predictor, self.bench.eval_items)
+            result, cost, throughput = self.evaluate(predictor, self.bench.eval_set)
             adapter_dir = self._save(model)
         finally:
             self._release()
             wall = time.perf_counter() - began
-            self.trial.set_user_attr("train_seconds", round(wall, 3))
-            self.trial.set_user_attr("train_dollars", wall * self.bench.hardware.value / 3600)
-        self.trial.set_user_attr("timings", {**{k: round(v, 3) for k, v in self.timings.items()},
-                                             "overhead": round(wall - sum(self.timings.values()), 3)})
+            self.update(compute_seconds=round(wall, 3), compute_dollars=wall * self.bench.hardware.value / 3600)
         first, last = stats.losses[:5], stats.losses[-5:]
-        self.trial.set_user_attr("training", {"steps": stats.steps, "tokens": stats.tokens,
-                                              "tokens_per_second": round(stats.tokens_per_second, 1),
-                                              "loss_first": sum(first) / len(first), "loss_last": sum(last) / len(last)})
-        self.trial.set_user_attr("validation_scores", scores_attrs(scores))
-        self.trial.set_user_attr("validation_predictions", prediction_indices(predictions, self.bench.splits.labels))
-        self.trial.set_user_attr("cost_per_item", cost.value)
-        self.trial.set_user_attr("cost_provenance", cost.provenance.value)
-        self.trial.set_user_attr("cost_source", cost.source)
-        self.trial.set_user_attr("items_per_second", throughput.items_per_second)
-        self.trial.set_user_attr("peak_memory_mb", round(_peak_memory_mb(), 1))
-        self.trial.set_user_attr("adapter_path", str(adapter_dir))
-        return self._values(scores, cost)
+        self.update(
+            validation=result, cost_per_item=cost.value, cost_provenance=cost.provenance.value,
+            cost_source=cost.source, items_per_second=throughput.items_per_second,
+            measured_on=throughput.machine.description, measured_hardware=throughput.machine.hardware,
+            meter=throughput.stats, adapter_path=str(adapter_dir),
+            training=TrainingSummary(steps=stats.steps, tokens=stats.tokens, seconds=round(stats.seconds, 3),
+                                     tokens_per_second=round(stats.tokens_per_second, 1),
+                                     loss_first=sum(first) / len(first), loss_last=sum(last) / len(last),
+                                     train_rows=len(self.bench.splits.train)),
+            details={**self.record.details, "timings": {**{k: round(v, 3) for k, v in self.timings.items()},
+                                                        "overhead": round(wall - sum(self.timings.values()), 3)}})
+        return self._values(result, cost)
 
     def _save(self, model) -> Path:
         """Adapter + the spec to rebuild its predictor, written to a temp folder then renamed."""

@@ -10,8 +10,10 @@ from evals.metrics import (
     encode,
     macro_f1_metric,
     mcnemar,
-    paired_delta,
+    paired_difference,
     score,
+    unpaired_difference,
+    wilson_interval,
 )
 
 LABELS = ["a", "b", "c"]
@@ -158,14 +160,48 @@ def test_mcnemar_without_disagreement():
     assert (t.b, t.c, t.p_value) == (0, 0, 1.0)
 
 
-def test_paired_delta():
-    gold, a, b = _pairs(50, 30, 10, 10)
-    delta, lo, hi = paired_delta(gold, a, b, n_boot=1000, seed=0)
+def test_wilson_interval_by_hand_and_never_of_zero_width():
+    # 81 of 263: centre (p + z^2/2n) / (1 + z^2/n), half-width z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n).
+    z, n, p = 1.959963984540054, 263, 81 / 263
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert wilson_interval(81, n) == pytest.approx((centre - half, centre + half))
+    # 0 of 24 and 24 of 24: the percentile bootstrap says [0, 0] and [1, 1]; Wilson does not.
+    lo, hi = wilson_interval(0, 24)
+    assert lo == pytest.approx(0.0) and hi == pytest.approx(0.1380, abs=1e-4)
+    lo, hi = wilson_interval(24, 24)
+    assert lo == pytest.approx(0.8620, abs=1e-4) and hi == pytest.approx(1.0)
+    assert score(["a"] * 24, ["b"] * 24, LABELS).accuracy_ci[1] > 0.1  # the scores use it
 
-    assert delta == pytest.approx((30 - 10) / 100)
-    assert lo < delta < hi
-    assert lo > 0  # 30 vs 10 discordant pairs: A is clearly better
-    assert paired_delta(gold, a, a) == (0.0, 0.0, 0.0)
+
+def test_unpaired_difference_matches_newcombes_published_examples():
+    # Newcombe (1998), Statistics in Medicine 17:873, Table II, method 10 (hybrid score).
+    d = unpaired_difference(56, 70, 48, 80)
+    assert (d.delta, d.lo, d.hi) == pytest.approx((0.2, 0.0524, 0.3339), abs=1e-4)
+    d = unpaired_difference(9, 10, 3, 10)
+    assert (d.lo, d.hi) == pytest.approx((0.1705, 0.8090), abs=1e-4)
+    assert not d.paired
+
+
+def test_paired_difference_by_hand():
+    # 2x2 table of (A right, B right): both 59, only A 6, only B 16, neither 80 (n = 161).
+    a = [True] * 59 + [True] * 6 + [False] * 16 + [False] * 80
+    b = [True] * 59 + [False] * 6 + [True] * 16 + [False] * 80
+    n, p1, p2 = 161, 65 / 161, 75 / 161
+    l1, u1 = wilson_interval(65, n)
+    l2, u2 = wilson_interval(75, n)
+    cross = 59 * 80 - 6 * 16 - n / 2  # above n/2: continuity-corrected
+    phi = cross / math.sqrt(65 * 96 * 75 * 86)
+    lo = (p1 - p2) - math.sqrt((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)
+    hi = (p1 - p2) + math.sqrt((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2)
+
+    d = paired_difference(a, b)
+
+    assert (d.delta, d.lo, d.hi) == pytest.approx((p1 - p2, lo, hi))
+    assert d.paired and d.n == 161 and (d.test.b, d.test.c) == (6, 16)
+    # Pairing narrows the interval: the same accuracies on different items are less certain.
+    unpaired = unpaired_difference(65, n, 75, n)
+    assert d.hi - d.lo < unpaired.hi - unpaired.lo
 
 
 def test_macro_f1_averages_over_labels_that_occur_like_sklearn():

@@ -1,0 +1,76 @@
+"""``roitune report --html``: one self-contained file (plotly.js inlined once, nothing fetched)."""
+
+from __future__ import annotations
+
+import html
+
+from evals.charts import pareto_figure, payback_figure, payback_horizon, payback_series
+from evals.report import TABLE_COLUMNS, Report, candidate_row, headline_text, key_numbers, provenance_lines, table_cells
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
+       color: #1f2328; padding: 0 1rem; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; } .muted { color: #6b6b6b; }
+.sentence { font-size: 1.15rem; border-left: 4px solid #2ca02c; background: #f3faf3; padding: .8rem 1rem; }
+.numbers { display: flex; gap: 1rem; flex-wrap: wrap; margin: 1rem 0; }
+.number { border: 1px solid #ddd; border-radius: 8px; padding: .6rem 1rem; min-width: 12rem; }
+.number .label { color: #6b6b6b; font-size: .85rem; } .number .value { font-size: 1.4rem; font-weight: 600; }
+table { border-collapse: collapse; width: 100%; font-size: .9rem; }
+th, td { border-bottom: 1px solid #e5e5e5; padding: .35rem .5rem; text-align: right; }
+th:nth-child(2), td:nth-child(2), th:nth-child(3), td:nth-child(3) { text-align: left; }
+.sentence.keep_current, .sentence.no_metrics, .sentence.not_enough_items, .sentence.missing_current_quality { border-color: #b7791f; background: #fdf8ee; }
+tr.winner { background: #f3faf3; font-weight: 600; }
+"""
+
+
+def _table_html(report: Report) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["#", *TABLE_COLUMNS])
+    rows = []
+    for i, r in enumerate(report.ranked, 1):
+        cls = ' class="winner"' if r.record.name == report.recommendation.winner else ""
+        cells = "".join(f"<td>{html.escape(v)}</td>" for v in [str(i), *table_cells(candidate_row(r))])
+        rows.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _numbers_html(report: Report) -> str:
+    return "".join(
+        f'<div class="number"><div class="label">{html.escape(label)}</div>'
+        f'<div class="value">{html.escape(value)}</div></div>'
+        for label, value in key_numbers(report))
+
+
+def _provenance_html(report: Report) -> str:
+    return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in provenance_lines(report)) + "</ul>"
+
+
+def render_html(report: Report) -> str:
+    """One self-contained HTML file: plotly.js is inlined once, nothing is fetched."""
+    import plotly.io as pio
+
+    config = {"displaylogo": False, "responsive": True}
+    pareto = pio.to_html(pareto_figure(report), full_html=False, include_plotlyjs="inline", config=config)
+    series = payback_series(report)
+    payback = pio.to_html(payback_figure(series, payback_horizon(series)), full_html=False,
+                          include_plotlyjs=False, config=config)
+    title = f"roitune report: {report.study}" if report.study else "roitune report"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="muted">Every candidate scored on the same held-out items and priced per item; ranked by monthly cost
+(serving + errors) against {html.escape(report.economics.current_solution)}.</p>
+<p class="sentence {report.recommendation.reason}">{html.escape(report.recommendation.sentence)}</p>
+<p><strong>{html.escape(headline_text(report))}</strong></p>
+<div class="numbers">{_numbers_html(report)}</div>
+<h2>Candidates</h2>
+{_table_html(report)}
+<h2>Quality against cost</h2>
+<p class="muted">Baselines and sweep trials together; ringed points are on the non-dominated front.</p>
+{pareto}
+<h2>Payback: cumulative net savings against {html.escape(report.economics.current_solution)}</h2>
+{payback}
+<h2>Where the numbers come from</h2>
+{_provenance_html(report)}
+</body></html>
+"""
