@@ -45,6 +45,7 @@ demo: venv
 # Two workers, one per core, each a single torch thread (tests/conftest.py); a module's tests stay
 # on one worker so its trained fixtures are built once.
 test: venv system-deps
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: venv

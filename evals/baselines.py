@@ -21,7 +21,7 @@ from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals.classify import LabelScorer, PromptTemplate
+from evals.classify import LabelScorer, Prediction, PromptTemplate
 from evals.cost import Economics, Figure, Provenance
 from evals.data import Example, HeldOut, Splits, held_out
 from evals.hosted import HostedSpec, run_hosted
@@ -56,7 +56,7 @@ class BaselinesSpec(BaseModel):
 
 
 Progress = Callable[[int], None]
-Predict = Callable[[Sequence[Example]], list]  # a batch of examples -> labels (None: invalid)
+Predict = Callable[[Sequence[Example]], list[Prediction]]  # a batch of examples -> label distributions
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,13 @@ def _scored(name: str, method: str, predict: Predict, held: Sequence[HeldOut], l
     for part in held:
         progress = on_start(f"{name} ({part.split})", len(part.items))
         if throughput is None:
-            predictions, throughput = metered(predict, part.items, batch_size=batch_size, progress=progress)
+            answers, throughput = metered(predict, part.items, batch_size=batch_size, progress=progress)
         else:
-            predictions = _in_batches(predict, part.items, batch_size, progress)
+            answers = _in_batches(predict, part.items, batch_size, progress)
+        predictions = [a.label for a in answers]
         scores = score([e.label for e in part.items], predictions, labels, seed=seed)
-        results[part.split] = SplitResult.of(scores, predictions, labels, part.index)
+        results[part.split] = SplitResult.of(scores, predictions, labels, part.index,
+                                             [a.distribution for a in answers])
     cost = throughput.cost_per_item(pricing.rate, pricing.hardware)
     seconds = time.perf_counter() - began
     return CandidateRecord(
@@ -93,7 +95,8 @@ def _scored(name: str, method: str, predict: Predict, held: Sequence[HeldOut], l
         caps=tuple(c for c in (part.cap() for part in held) if c is not None))
 
 
-def _in_batches(predict: Predict, items: Sequence[Example], batch_size: int, progress: Progress | None) -> list:
+def _in_batches(predict: Predict, items: Sequence[Example], batch_size: int,
+                progress: Progress | None) -> list[Prediction]:
     out = []
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
@@ -116,8 +119,19 @@ def classical(train: list[Example], held: Sequence[HeldOut], labels: list[str], 
     )
     model = make_pipeline(features, LogisticRegression(C=10, max_iter=2000))
     model.fit([e.text for e in train], [e.label for e in train])
-    return _scored("classical", "classical", lambda batch: list(model.predict([e.text for e in batch])), held,
+    return _scored("classical", "classical", lambda batch: _distributions(model, [e.text for e in batch]), held,
                    labels, pricing, batch_size=batch_size, began=began, seed=seed, on_start=on_start)
+
+
+def _distributions(model, inputs) -> list[Prediction]:
+    """A scikit-learn classifier's label probabilities (``predict_proba``) as predictions."""
+    rows = model.predict_proba(inputs)
+    out = []
+    for row in rows:
+        best = int(row.argmax())
+        out.append(Prediction(str(model.classes_[best]), float(row[best]),
+                              {str(label): float(p) for label, p in zip(model.classes_, row)}))
+    return out
 
 
 def embed(encoder, tokenizer, texts: Sequence[str], *, batch_size: int = 64):
@@ -145,8 +159,8 @@ def embedding(train: list[Example], held: Sequence[HeldOut], labels: list[str], 
     classifier = LogisticRegression(C=10, max_iter=2000)
     classifier.fit(embed(encoder, tokenizer, [e.text for e in train]), [e.label for e in train])
 
-    def predict(batch: Sequence[Example]) -> list[str]:
-        return list(classifier.predict(embed(encoder, tokenizer, [e.text for e in batch], batch_size=batch_size)))
+    def predict(batch: Sequence[Example]) -> list[Prediction]:
+        return _distributions(classifier, embed(encoder, tokenizer, [e.text for e in batch], batch_size=batch_size))
 
     return _scored("embedding", "embedding", predict, held, labels, pricing, batch_size=batch_size, began=began,
                    seed=seed, on_start=on_start, settings={"encoder": encoder_name})
@@ -180,8 +194,8 @@ def llm_baseline(name: str, scorer: LabelScorer, held: Sequence[HeldOut], labels
         prompts.update({id(e): scorer.prompt_ids(e.text, s) for e, s in zip(part.items, chosen)})
     ordered = [part.sorted_by(lambda e: len(prompts[id(e)])) for part in held]
 
-    def predict(batch: Sequence[Example]) -> list[str]:
-        return [p.label for p in scorer.predict_ids([prompts[id(e)] for e in batch], batch_size=len(batch))]
+    def predict(batch: Sequence[Example]) -> list[Prediction]:
+        return scorer.predict_ids([prompts[id(e)] for e in batch], batch_size=len(batch))
 
     def tokens(part: HeldOut) -> float:
         return sum(len(prompts[id(e)]) for e in part.items) / max(len(part.items), 1)

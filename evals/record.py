@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 if TYPE_CHECKING:
     import optuna
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 2
 TEST_KEY = "trial_test:{number}"
+TOP_K = 8  # label probabilities kept per item: enough to calibrate, small enough to store
 
 
 class Kind(str, Enum):
@@ -47,6 +48,10 @@ class SplitResult:
     ``predictions`` are label indices (-1: an invalid answer). ``items`` are the indices of the
     scored items within the split when only a subset was scored (a capped LLM baseline, a
     validation check on ``max_eval_items``); ``None`` means every item, in order.
+
+    A candidate that gives label probabilities (every local one; not a hosted API) keeps the
+    ``TOP_K`` most probable labels of each item (``top_labels``) with their probabilities
+    (``top_probs``): what calibration and cascades need, at a size a study can hold.
     """
 
     n: int
@@ -59,11 +64,15 @@ class SplitResult:
     confusion_columns: list[str]
     predictions: list[int]
     items: list[int] | None = None
+    top_labels: list[list[int]] | None = None
+    top_probs: list[list[float]] | None = None
 
     @classmethod
     def of(cls, scores: Scores, predictions: Sequence[str | None], labels: Sequence[str],
-           items: Sequence[int] | None = None) -> SplitResult:
+           items: Sequence[int] | None = None,
+           distributions: Sequence[Mapping[str, float]] | None = None) -> SplitResult:
         index = {label: i for i, label in enumerate(labels)}
+        top = [sorted(d.items(), key=lambda kv: -kv[1])[:TOP_K] for d in distributions or ()]
         return cls(
             n=scores.n, accuracy=scores.accuracy, accuracy_ci=tuple(scores.accuracy_ci),
             macro_f1=scores.macro_f1, macro_f1_ci=tuple(scores.macro_f1_ci),
@@ -71,6 +80,8 @@ class SplitResult:
             confusion=scores.confusion, confusion_columns=scores.confusion_columns,
             predictions=[index.get(p, -1) if p is not None else -1 for p in predictions],
             items=None if items is None else list(items),
+            top_labels=[[index[label] for label, _ in row] for row in top] if distributions is not None else None,
+            top_probs=[[round(p, 6) for _, p in row] for row in top] if distributions is not None else None,
         )
 
     def item_indices(self) -> Sequence[int]:

@@ -83,7 +83,6 @@ data:
   preferences: {data}/preferences.jsonl   # DPO pairs (prompt, chosen, rejected)
   text_field: text            # for {{"text", "label"}} JSONL and CSV inputs
   label_field: label
-  max_train_rows: 240         # a CPU-sized demo; remove to train on every row
 
 economics:                    # the seed case: 5M tickets/month routed by Claude Haiku for $2,500
   tickets_per_month: 5000000
@@ -91,7 +90,7 @@ economics:                    # the seed case: 5M tickets/month routed by Claude
   current_monthly_cost: 2500
   current_error_rate: 0.10    # entered by you; measure it with the hosted baseline
   cost_per_error: 0.05        # dollars a misrouted ticket costs (rework, delay)
-  hardware: cpu-2core         # serving hardware; see `roitune hardware` for the price table
+  hardware: cpu-2core         # serving hardware: a row of the price table (README, Cost and ROI)
   engineering_hours: 8
   engineering_rate: 100
 
@@ -100,7 +99,7 @@ baselines:
   llm: smollm2-135m-instruct
   encoder: minilm-l6
   few_shot: {{k: [4], selection: nearest}}
-  max_llm_items: 120          # LLM baselines score a stratified subset of test on CPU
+  max_llm_items: 120          # zero-/few-shot score a stratified subset of validation and test (CPU)
   batch_size: 16
   # hosted:                   # an OpenAI-compatible endpoint; the key comes from the env var
   #   base_url: https://api.anthropic.com/v1/

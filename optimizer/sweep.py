@@ -194,9 +194,11 @@ def score_finalists(study, bench: Workbench) -> list[int]:
             continue
         path = Path(record.adapter_path)
         predictor = load_predictor(AdapterSpec.from_json(json.loads((path / "roitune.json").read_text())), path)
-        test = bench.splits.test
-        predictions = [p.label for p in predictor.predict([e.text for e in test])]
-        scores = score([e.label for e in test], predictions, bench.splits.labels, seed=bench.cfg.seed)
-        add_test_result(study, trial.number, SplitResult.of(scores, predictions, bench.splits.labels))
+        test, labels = bench.splits.test, bench.splits.labels
+        answers = predictor.predict([e.text for e in test])
+        predictions = [a.label for a in answers]
+        scores = score([e.label for e in test], predictions, labels, seed=bench.cfg.seed)
+        add_test_result(study, trial.number,
+                        SplitResult.of(scores, predictions, labels, distributions=[a.distribution for a in answers]))
         tested.append(trial.number)
     return tested

@@ -117,15 +117,16 @@ class TrialRun:
     def evaluate(self, predictor, held: HeldOut):
         began = time.perf_counter()
 
-        def predict(batch) -> list[str]:  # one forward batch = one serving batch
-            return [p.label for p in predictor.predict([e.text for e in batch], batch_size=len(batch))]
+        def predict(batch):  # one forward batch = one serving batch
+            return predictor.predict([e.text for e in batch], batch_size=len(batch))
 
-        predictions, throughput = metered(predict, held.items, batch_size=self.spec.serving_batch_size)
+        answers, throughput = metered(predict, held.items, batch_size=self.spec.serving_batch_size)
         labels = self.bench.splits.labels
+        predictions = [a.label for a in answers]
         scores = score([e.label for e in held.items], predictions, labels, seed=self.cfg.seed)
         self.timings["eval"] += time.perf_counter() - began
         cost = throughput.cost_per_item(self.bench.hardware, self.cfg.economics.hardware)
-        return SplitResult.of(scores, predictions, labels, held.index), cost, throughput
+        return SplitResult.of(scores, predictions, labels, held.index, [a.distribution for a in answers]), cost, throughput
 
     def _values(self, result: SplitResult, cost: Figure) -> list[float]:
         return objective_values(self.spec.objective, self.cfg.economics, result.accuracy, result.macro_f1, cost.value)

@@ -95,13 +95,9 @@ def _run(args: list[str]) -> None:
 
 
 def _add_failed_trial(files: StudyFiles) -> None:
-    import optuna
-
-    from evals.results import load_existing_study
+    from evals.record import CandidateRecord, Kind, add_record
+    from evals.storage import load_existing_study
 
     study = load_existing_study(files.storage, files.study)
-    study.add_trial(optuna.trial.create_trial(
-        state=optuna.trial.TrialState.FAIL,
-        user_attrs={"kind": "trial", "name": "trial (hand-made): qlora r64", "method": "qlora",
-                    "fail_reason": FAIL_REASON, "train_dollars": 0.001},
-    ))
+    add_record(study, CandidateRecord(kind=Kind.trial, name="trial (hand-made): qlora r64", method="qlora",
+                                      fail_reason=FAIL_REASON, compute_dollars=0.001), values=None)

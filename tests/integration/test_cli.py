@@ -112,39 +112,49 @@ def test_data_check_on_a_missing_file(runner, workdir):
 
 
 def test_baseline_classical_records_the_study(runner, workdir, tickets_dir):
-    import optuna
+    from evals.record import Kind, records, study_data
+    from evals.storage import load_existing_study
 
     assert runner.invoke(app, ["init"]).exit_code == 0  # ./roitune.yaml, found without --config
     url = f"sqlite:///{workdir / 's.db'}"
 
-    # The demo config caps training rows for CPU-sized sweeps; the classical baseline gets them all.
     result = runner.invoke(app, ["baseline", "--only", "classical", "--json", "--set", f"storage={url}",
-                                 "--set", "study=t", "--set", "data.max_train_rows=null"])
+                                 "--set", "study=t"])
 
     assert result.exit_code == 0, result.output
     [row] = json.loads(result.stdout)
-    assert row["name"] == "baseline:classical"
+    assert (row["name"], row["kind"], row["split"]) == ("classical", "baseline", "validation")
     for key in ("accuracy", "macro_f1", "cost_per_item", "items_per_second"):
         assert isinstance(row[key], float), key
     assert row["accuracy"] > 0.6
     assert 0 < row["macro_f1"] <= 1
     assert 0 < row["cost_per_item"] < 1e-3
     assert row["items_per_second"] > 0
+    assert row["n"] == len(load_examples(tickets_dir / "validation.jsonl"))
     test_rows = len(load_examples(tickets_dir / "test.jsonl"))
-    assert row["n"] == test_rows
+    assert row["test"]["n"] == test_rows and row["caps"] == []
 
-    study = optuna.load_study(study_name="t", storage=url)
-    [trial] = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    assert trial.user_attrs["kind"] == "baseline"
-    assert trial.user_attrs["method"] == "baseline:classical"
-    predictions = trial.user_attrs["test_predictions"]
-    assert len(predictions) == test_rows
-    labels = study.user_attrs["labels"]
-    assert len(labels) == 40 and all(0 <= p < 40 for p in predictions)
-    gold = study.user_attrs["test_gold"]
-    correct = sum(labels[p] == g for p, g in zip(predictions, gold))
-    assert correct / test_rows == pytest.approx(row["accuracy"])
+    study = load_existing_study(url, "t")
+    [record] = records(study)
+    assert (record.kind, record.method, record.hosted) == (Kind.baseline, "classical", False)
+    data = study_data(study)
+    predicted = record.test.predicted_labels(data.labels)
+    assert len(data.labels) == 40 and len(predicted) == test_rows
+    correct = sum(predicted[i] == gold for i, gold in enumerate(data.gold("test")))
+    assert correct / test_rows == pytest.approx(row["test"]["accuracy"])
     assert not (REPO / "s.db").exists()
+
+
+def test_a_cap_on_training_rows_is_printed(runner, workdir):
+    """A 240-row cap once trained the classical baseline on 240 of 1,023 rows without a word."""
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    url = f"sqlite:///{workdir / 's.db'}"
+
+    result = runner.invoke(app, ["baseline", "--only", "classical", "--set", f"storage={url}", "--set", "study=t",
+                                 "--set", "data.max_train_rows=240"])
+
+    assert result.exit_code == 0, result.output
+    assert "data.max_train_rows: training on 240 of 1,023 rows" in result.stderr
 
 
 def test_config_with_a_bad_key_is_one_line(runner, workdir, tickets_dir):

@@ -25,9 +25,12 @@ from streamlit.util import calc_hash
 from typer.testing import CliRunner
 
 import dashboards
+from evals.charts import pareto_front
 from evals.cost import roi
-from evals.report import Report, money, pareto_front, payback_text, study_report
-from evals.results import load_existing_study, sweep_trials, trial_attrs
+from evals.formatting import money, payback_text
+from evals.record import records, study_data, sweep_trials
+from evals.report import Report, study_report
+from evals.storage import load_existing_study
 from optimizer.cli import app
 from optimizer.config import load_config
 
@@ -83,12 +86,13 @@ def test_overview_shows_the_report(study: StudyFiles, report: Report, monkeypatc
     assert report.recommendation.sentence in boxes(at)
     best = report.headline
     assert metric(at, "Current monthly cost") == money(report.current_monthly_cost)
-    assert any(best.candidate.name in m.value for m in at.markdown)
+    assert any(best.record.label in m.value for m in at.markdown)
     assert metric(at, "Candidate monthly cost") == money(best.roi.monthly_cost)
     assert metric(at, "Monthly savings") == money(best.roi.monthly_savings)
     assert metric(at, "Payback") == payback_text(best.roi.payback_months)
     ladder = at.dataframe[0].value
-    assert list(ladder["candidate"]) == [r.candidate.name for r in report.ranked]
+    assert list(ladder["candidate"]) == [r.record.label for r in report.ranked]
+    assert list(ladder["caps"]) == ["; ".join(c.text() for c in r.record.caps) or "-" for r in report.ranked]
     assert list(ladder["saves $/month"]) == [money(r.roi.monthly_savings) for r in report.ranked]
     assert len(at.get("plotly_chart")) == 2
     assert study.storage in at.sidebar.caption[0].value  # no password in a SQLite URL to hide
@@ -99,13 +103,13 @@ def test_pareto_page_lists_the_front(study: StudyFiles, report: Report, monkeypa
     at = open_page(monkeypatch, app_argv(study), "pareto")
 
     e = report.economics
-    points = [(r.candidate.name, r.candidate.accuracy, r.candidate.cost_per_item) for r in report.ranked]
+    points = [(r.record.label, r.result.accuracy, r.record.cost_per_item) for r in report.ranked]
     points.append((f"{e.current_solution} (current)", 1 - e.current_error_rate, e.current_cost_per_item))
     assert list(at.dataframe[0].value["candidate"]) == front(points)
     assert len(at.get("plotly_chart")) == 1
 
     at.radio(key="pareto-metric").set_value("macro_f1").run()  # the current solution has no macro-F1
-    points = [(r.candidate.name, r.candidate.macro_f1, r.candidate.cost_per_item) for r in report.ranked]
+    points = [(r.record.label, r.result.macro_f1, r.record.cost_per_item) for r in report.ranked]
     assert list(at.dataframe[0].value["candidate"]) == front(points)
 
 
@@ -119,7 +123,7 @@ def front(points: list[tuple[str, float, float]]) -> list[str]:
 def test_roi_calculator_recomputes_payback_live(study: StudyFiles, report: Report, monkeypatch: pytest.MonkeyPatch):
     at = open_page(monkeypatch, app_argv(study), "roi")
     chosen = report.headline
-    assert at.selectbox(key="roi-candidate").value == chosen.candidate.name
+    assert at.selectbox(key="roi-candidate").value == chosen.record.name
     assert metric(at, "Monthly savings") == money(chosen.roi.monthly_savings)  # the config's numbers
 
     at.slider(key="cost-per-error").set_value(0.0).run()  # errors free: the cheap candidates save money
@@ -129,8 +133,7 @@ def test_roi_calculator_recomputes_payback_live(study: StudyFiles, report: Repor
 
     e = report.economics.model_copy(update={"tickets_per_month": 1_000_000, "current_monthly_cost": 500.0,
                                             "cost_per_error": 0.0})
-    c = chosen.candidate
-    expected = roi(c.cost_per_item, 1 - c.accuracy, e, compute_dollars=report.compute_dollars)
+    expected = roi(chosen.record.cost_per_item, 1 - chosen.result.accuracy, e, compute_dollars=report.compute_dollars)
     assert after == payback_text(expected.payback_months) != before
     assert metric(at, "Monthly savings") == money(expected.monthly_savings)
     assert not at.exception
@@ -159,23 +162,20 @@ def test_trials_page_shows_history_importances_and_failures(study: StudyFiles, m
 
 
 @slow
-def test_errors_page_lists_the_misclassified_test_items(study: StudyFiles, monkeypatch: pytest.MonkeyPatch):
+def test_errors_page_lists_the_misclassified_items(study: StudyFiles, monkeypatch: pytest.MonkeyPatch):
     at = open_page(monkeypatch, app_argv(study), "errors")
     stored = load_existing_study(study.storage, study.study)
-    labels, gold = stored.user_attrs["labels"], stored.user_attrs["test_gold"]
+    data = study_data(stored)
 
-    for trial in stored.trials:
-        attrs = trial_attrs(stored, trial)
-        if trial.state.name != "COMPLETE":
-            continue
-        at.selectbox(key="errors-candidate").set_value(trial.number).run()
+    for record in records(stored, states=["COMPLETE"]):
+        at.selectbox(key="errors-candidate").set_value(record.number).run()
         assert not at.exception
         assert len(at.get("plotly_chart")) == 2  # confusion matrix and per-class F1
-        if "test_predictions" not in attrs:  # a sweep trial that was not a finalist
-            assert any("validation only" in b for b in boxes(at))
-            continue
-        wrong = sum(labels[p] != gold[i] if p >= 0 else True
-                    for i, p in zip(attrs.get("test_items") or range(len(gold)), attrs["test_predictions"]))
+        split = "test" if record.test is not None else "validation"  # a trial not chosen has no test result
+        if split == "validation":
+            assert any("not scored on test" in c.value for c in at.caption)
+        gold = data.gold(split)
+        wrong = sum(p != gold[i] for i, p in record.result(split).predicted_labels(data.labels).items())
         table = at.dataframe[0].value
         assert len(table) == wrong > 0
         assert (table["gold"] != table["predicted"]).all()

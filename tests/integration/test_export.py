@@ -68,7 +68,7 @@ class Sweep:
         return ["-c", str(self.config), *(arg for flag in overrides for arg in ("--set", flag))]
 
     def load(self):
-        from evals.results import load_existing_study
+        from evals.storage import load_existing_study
 
         return load_existing_study(self.storage, self.study)
 
@@ -106,8 +106,7 @@ def assert_one_line_error(result, *needles: str) -> None:
 
 @pytest.fixture(scope="session")
 def sweep(tmp_path_factory, tickets_dir) -> Sweep:
-    import optuna
-
+    from evals.record import CandidateRecord, Kind, add_record, records
     from optimizer.config import demo_config_text
 
     made = Sweep(tmp_path_factory.mktemp("export-study"))
@@ -117,12 +116,10 @@ def sweep(tmp_path_factory, tickets_dir) -> Sweep:
     ok("baseline", *made.flags())
     ok("sweep", *made.flags(), "--trials", "1")
     study = made.load()
-    study.add_trial(optuna.trial.create_trial(
-        state=optuna.trial.TrialState.FAIL,
-        user_attrs={"kind": "trial", "name": "trial (hand-made): qlora r64", "method": "qlora",
-                    "fail_reason": "OutOfMemoryError: CUDA out of memory"}))
-    numbers = {t.user_attrs.get("method"): t.number for t in study.trials}
-    return Sweep(made.root, fail_trial=numbers["qlora"], baseline_trial=numbers["baseline:classical"])
+    add_record(study, CandidateRecord(kind=Kind.trial, name="trial (hand-made): qlora r64", method="qlora",
+                                      fail_reason="OutOfMemoryError: CUDA out of memory"), values=None)
+    numbers = {r.method: r.number for r in records(study)}
+    return Sweep(made.root, fail_trial=numbers["qlora"], baseline_trial=numbers["classical"])
 
 
 @pytest.fixture(scope="session")
@@ -171,9 +168,9 @@ def sha256(path: Path) -> str:
 def test_the_bundle_stands_on_its_own(sweep, trial, bundle, smollm_tokenizer):
     from transformers import AutoTokenizer
 
-    from evals.cost import roi
-    from evals.report import money
-    from evals.results import compute_dollars, trial_attrs
+    from evals.formatting import money
+    from evals.record import read_record
+    from evals.report import study_report
     from optimizer.config import load_config
 
     path = bundle.path
@@ -188,12 +185,13 @@ def test_the_bundle_stands_on_its_own(sweep, trial, bundle, smollm_tokenizer):
     assert set(sums) == files - {"SHA256SUMS"}
     assert all(sha256(path / name) == digest for name, digest in sums.items())
 
-    source = Path(trial.user_attrs["adapter_path"])
+    study = sweep.load()
+    record = read_record(study, trial)
+    source = Path(record.adapter_path)
     assert json.loads((path / "roitune.json").read_text()) == json.loads((source / "roitune.json").read_text())
     assert sha256(path / "adapter_model.safetensors") == sha256(source / "adapter_model.safetensors")
     adapter = json.loads((path / "adapter_config.json").read_text())
     assert adapter["r"] == 4 and adapter["base_model_name_or_path"] == SMOLLM_HUB_ID
-    study = sweep.load()
     assert json.loads((path / "labels.json").read_text()) == study.user_attrs["labels"]
     text = "I was charged twice"
     assert AutoTokenizer.from_pretrained(path)(text)["input_ids"] == smollm_tokenizer(text)["input_ids"]
@@ -207,13 +205,11 @@ def test_the_bundle_stands_on_its_own(sweep, trial, bundle, smollm_tokenizer):
     meta = yaml.safe_load(card.split("---\n")[1])
     assert meta["base_model"] == SMOLLM_HUB_ID and meta["library_name"] == "peft"
     assert meta["tags"] == ["roitune", "lora", "text-classification"] and meta["pipeline_tag"]
-    attrs = trial_attrs(study, trial)
-    validation, test = attrs["validation_scores"], attrs["test_scores"]
-    assert f"| validation | {validation['n']} |" in card
-    assert card_test_accuracy(card) == (round(test["accuracy"] * TEST_ROWS), TEST_ROWS)
-    assert f"({trial.user_attrs['cost_provenance']}, {trial.user_attrs['cost_source']})" in card
-    expected = roi(attrs["cost_per_item"], 1 - test["accuracy"], load_config(sweep.config).economics,
-                   compute_dollars=compute_dollars(study))
+    assert f"| validation | {record.validation.n} |" in card
+    assert card_test_accuracy(card) == (record.test.correct, TEST_ROWS)
+    assert f"({record.cost_provenance}, {record.cost_source})" in card
+    expected = next(r.roi for r in study_report(study, load_config(sweep.config).economics).ranked
+                    if r.record.number == trial.number)
     assert f"monthly cost: {money(expected.monthly_cost)}" in card
     assert f"monthly savings: {money(expected.monthly_savings)}" in card
     assert all(f"| {name} | `{digest}` |" in card for name, digest in sums.items() if name != "README.md")
@@ -224,7 +220,7 @@ def test_the_bundle_stands_on_its_own(sweep, trial, bundle, smollm_tokenizer):
 
 @pytest.mark.parametrize("which, needles", [
     ("fail", ["is FAIL", "OutOfMemoryError", "only COMPLETE trials"]),
-    ("baseline", ["baseline:classical", "only sweep trials"]),
+    ("baseline", ["classical (baseline)", "only sweep trials"]),
     ("99", ["no trial 99"]),
     ("latest", ["--trial must be a trial number or 'best'"]),
 ])
@@ -242,22 +238,26 @@ def test_best_of_a_pareto_study_is_the_front_member_with_the_lowest_monthly_cost
     import optuna
 
     from evals.cost import Economics
+    from evals.metrics import score
+    from evals.record import CandidateRecord, Kind, SplitResult, add_record
     from optimizer.export import best_trial
 
     study = optuna.create_study(directions=["maximize", "minimize"])
+    gold = ["a"] * 200
 
-    def add(name: str, kind: str, accuracy: float, cost_per_item: float) -> None:
-        scores = {"accuracy": accuracy, "macro_f1": accuracy, "accuracy_ci": [accuracy - 0.05, accuracy + 0.05],
-                  "macro_f1_ci": [accuracy - 0.05, accuracy + 0.05], "n": 200}
-        study.add_trial(optuna.trial.create_trial(
-            values=[accuracy, cost_per_item],
-            user_attrs={"kind": kind, "name": name, "cost_per_item": cost_per_item, "cost_provenance": "measured",
-                        "items_per_second": 1.0, "validation_scores": scores}))
+    def add(name: str, kind: Kind, accuracy: float, cost_per_item: float) -> None:
+        predicted = ["a" if i < accuracy * 200 else "b" for i in range(200)]
+        result = SplitResult.of(score(gold, predicted, ["a", "b"]), predicted, ["a", "b"])
+        # Priced on the 2-core CPU of the price table: the throughput that gives this $/item.
+        add_record(study, CandidateRecord(
+            kind=kind, name=name, method=name, validation=result, cost_per_item=cost_per_item,
+            cost_provenance="measured", items_per_second=0.0893 / (3600 * cost_per_item), measured_on="a CPU",
+            measured_hardware="cpu-2core"), [accuracy, cost_per_item])
 
-    add("accurate", "trial", 0.90, 1e-4)  # on the front
-    add("cheap", "trial", 0.80, 1e-5)  # on the front
-    add("dominated", "trial", 0.70, 1e-3)
-    add("baseline:classical", "baseline", 0.60, 1e-6)  # cheapest of all, but not an adapter
+    add("accurate", Kind.trial, 0.90, 1e-4)  # on the front
+    add("cheap", Kind.trial, 0.80, 1e-5)  # on the front
+    add("dominated", Kind.trial, 0.70, 1e-3)
+    add("classical", Kind.baseline, 0.60, 1e-6)  # cheapest of all, but not an adapter
     economics = Economics(cost_per_error=cost_per_error)
 
     assert best_trial(study, economics).user_attrs["name"] == expected
@@ -375,11 +375,11 @@ def test_qlora_merges_dequantised_and_a_classifier_head_points_to_roitune_serve(
 
 
 def test_predict_gives_the_sweeps_own_test_predictions(sweep, trial, bundle, predicted):
-    from evals.results import trial_attrs
+    from evals.record import read_record
 
     study = sweep.load()
     labels = study.user_attrs["labels"]
-    stored = [labels[i] for i in trial_attrs(study, trial)["test_predictions"]]
+    stored = [labels[i] for i in read_record(study, trial).test.predictions]
 
     assert [line["id"] for line in predicted.lines] == list(range(1, TEST_ROWS + 1))  # no "id": line numbers
     assert [line["label"] for line in predicted.lines] == stored

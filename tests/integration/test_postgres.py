@@ -9,7 +9,8 @@ import sys
 import optuna
 import pytest
 
-from evals.results import load_existing_study, sweep_trials
+from evals.record import read_record, sweep_trials
+from evals.storage import load_existing_study
 from postgres_server import available, postgres_server
 from sweep_fixtures import tiny_config, write_tiny_model
 
@@ -37,7 +38,7 @@ def test_two_workers_share_one_study_and_run_each_trial_once(tmp_path, smollm_to
     study = load_existing_study(postgres_url, "shared")
     trials = sweep_trials(study)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == 4, [(t.number, t.state, t.user_attrs.get("fail_reason")) for t in trials]
-    assert len({t.user_attrs["adapter_path"] for t in complete}) == 4  # each trial ran once, own adapter
+    assert len(complete) == 4, [(t.number, t.state, read_record(study, t).fail_reason) for t in trials]
+    assert len({read_record(study, t).adapter_path for t in complete}) == 4  # each trial ran once, own adapter
     # Both workers took part: each printed its closing line.
     assert all("sweep stopped" in out for out in outputs)

@@ -12,18 +12,18 @@ from report_study import StudyFiles, build_study, study_root
 from typer.testing import CliRunner
 
 from evals.cost import roi
-from evals.recommend import recommend
-from evals.results import candidates, compute_dollars, load_existing_study, sweep_trials
-from optimizer import cli
+from evals.formatting import money
+from evals.recommend import decide
+from evals.record import compute_dollars, records, study_data, sweep_trials
+from evals.storage import load_existing_study
 from optimizer.cli import app
 from optimizer.config import load_config
-from optimizer.tables import dollars
 
 pytestmark = pytest.mark.slow  # the session's study trains two adapters on CPU
 
 CANDIDATE_FIELDS = {"name", "kind", "trial_number", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "split",
-                    "cost_per_item", "cost_provenance", "items_per_second", "monthly_cost", "monthly_savings",
-                    "payback_months", "break_even_volume"}
+                    "n", "test", "cost_per_item", "cost_provenance", "cost_source", "items_per_second", "measured_on",
+                    "caps", "monthly_cost", "monthly_savings", "payback_months", "break_even_volume", "standing"}
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,7 @@ def report(study: StudyFiles) -> dict:
 def test_json_has_the_recommendation_and_every_candidate_field(study: StudyFiles, report: dict):
     assert set(report["recommendation"]) >= {"sentence", "winner", "reason", "evidence"}
     names = [c["name"] for c in report["candidates"]]
-    assert {"baseline:classical", "baseline:embedding"} <= set(names)
+    assert {"classical", "embedding"} <= set(names)
     finished = [t for t in sweep_trials(load_existing_study(study.storage, study.study)) if t.state.name == "COMPLETE"]
     assert sorted(c["trial_number"] for c in report["candidates"] if c["kind"] == "trial") == \
         [t.number for t in finished] != []
@@ -62,16 +62,18 @@ def test_json_agrees_with_the_study_and_the_decision_rule(study: StudyFiles, rep
     cfg = load_config(study.config, study.overrides)
     assert report["compute_dollars"] == pytest.approx(compute_dollars(stored))
     assert report["compute_dollars"] > 0.001  # the two trials' training time, plus the failed one
-    rec = recommend(candidates(stored), stored.user_attrs["test_gold"], cfg.economics,
-                    compute_dollars=compute_dollars(stored))
+    complete = [r for r in records(stored) if r.state == "COMPLETE"]
+    _, _, rec = decide(complete, study_data(stored), cfg.economics, compute_dollars=compute_dollars(stored))
     assert report["recommendation"]["sentence"] == rec.sentence
     assert report["current"]["monthly_cost"] == pytest.approx(2500 + 5_000_000 * 0.10 * 0.05)
+    assert report["current"]["error_rate_provenance"] == "user"  # no hosted baseline ran live
+    assert all(row["split"] == "validation" for row in report["candidates"])
 
 
 def test_candidate_numbers_are_the_roi_of_its_measurements(study: StudyFiles, report: dict):
     cfg = load_config(study.config, study.overrides)
     e = cfg.economics
-    row = next(c for c in report["candidates"] if c["name"] == "baseline:classical")
+    row = next(c for c in report["candidates"] if c["name"] == "classical")
     expected = roi(row["cost_per_item"], 1 - row["accuracy"], e, compute_dollars=report["compute_dollars"])
 
     # By hand, DESIGN.md's definitions (no dedicated instance in the demo config):
@@ -87,15 +89,17 @@ def test_candidate_numbers_are_the_roi_of_its_measurements(study: StudyFiles, re
     assert report["economics"]["one_off_cost"] == pytest.approx(one_off)
 
 
-def test_table_then_the_sentence(study: StudyFiles, report: dict, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(cli.out, "width", 200)  # CliRunner's 80 columns would truncate the cells
-    output = invoke("report", *study.cli_flags())
+def test_table_fits_80_columns_then_the_sentence(study: StudyFiles, report: dict):
+    output = invoke("report", *study.cli_flags())  # CliRunner's terminal is 80 columns wide
 
     assert "Candidates in study 't'" in output
-    rows = [line for line in output.splitlines() if line.startswith("│")]
-    for row, candidate in zip(rows, report["candidates"], strict=True):
-        assert candidate["name"] in row and dollars(candidate["monthly_cost"]) in row
-        assert dollars(candidate["monthly_savings"]) in row
+    assert max(len(line) for line in output.splitlines()) <= 80
+    table = output.split("\nnow: ")[0]
+    for candidate in report["candidates"]:
+        # Names wrap inside their cell rather than being cut; the money is never cut.
+        assert " ".join(candidate["label"].split()).replace(" ", "") in "".join(table.split()).replace("│", "")
+        assert money(candidate["monthly_cost"]) in table
+    assert "…" not in table
     flat = " ".join(output.split())  # the sentence wraps at the terminal's width
     assert flat.endswith(" ".join(report["recommendation"]["sentence"].split()))
 
@@ -110,7 +114,7 @@ def test_html_is_one_self_contained_file(study: StudyFiles, report: dict, tmp_pa
     assert page.count("Plotly.newPlot") == 2  # the Pareto and payback charts
     assert len(page) > 1_000_000  # plotly.js is inlined, not fetched
     for row in report["candidates"]:
-        assert html.escape(row["name"]) in page
+        assert html.escape(row["label"]) in page
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no side files
 
 

@@ -10,7 +10,8 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from evals.results import load_existing_study, sweep_trials
+from evals.record import read_record, sweep_trials
+from evals.storage import load_existing_study
 from optimizer.cli import app
 from sweep_fixtures import tiny_config, write_tiny_model
 
@@ -69,23 +70,24 @@ def test_each_method_trains_and_beats_the_untrained_base(tmp_path, method, head,
     config = tiny_config(tmp_path, SMOLLM, methods=[method], heads=[head], dpo_pairs=["mined"],
                          epochs=[epochs], learning_rate={"low": 2e-3, "high": 2e-3}, per_label=(8, 6, 4))
     sweep(config)
-    [trial] = sweep_trials(study_of(config))
-    assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
-    attrs = trial.user_attrs
-    assert attrs["method"] == method and attrs["settings"]["head"] == head
-    assert attrs["training"]["loss_last"] < attrs["training"]["loss_first"]
-    trained = attrs["validation_scores"]["accuracy"]
+    study = study_of(config)
+    [trial] = sweep_trials(study)
+    record = read_record(study, trial)
+    assert record.state == "COMPLETE", record.fail_reason
+    assert record.method == method and record.settings["head"] == head
+    assert record.training.loss_last < record.training.loss_first
+    trained = record.validation.accuracy
     untrained = untrained_accuracy(SMOLLM, config, head)
     assert trained >= untrained + 0.25, (trained, untrained)
-    # Priced like a baseline, with the adapter saved where the attrs say.
-    assert attrs["cost_per_item"] > 0 and attrs["items_per_second"] > 0 and attrs["train_dollars"] > 0
-    assert (tmp_path / "runs").exists()
+    # Priced like a baseline, on a named machine, with the adapter saved where the record says.
+    assert record.cost_per_item > 0 and record.items_per_second > 0 and record.compute_dollars > 0
+    assert record.measured_on and record.meter.timed_items >= 64
     from pathlib import Path
 
-    adapter = Path(attrs["adapter_path"])
+    adapter = Path(record.adapter_path)
     assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "roitune.json").is_file()
     if method == "dpo":
-        assert attrs["dpo_pairs_used"] > 0
+        assert record.details["dpo_pairs_used"] > 0
 
 
 def test_a_second_run_resumes_to_the_requested_total(tmp_path, tiny_model):
@@ -104,9 +106,10 @@ def test_a_second_run_resumes_to_the_requested_total(tmp_path, tiny_model):
 def test_a_diverging_trial_fails_with_its_reason_and_the_sweep_goes_on(tmp_path, tiny_model):
     config = tiny_config(tmp_path, tiny_model, epochs=[1], learning_rate={"low": 1e30, "high": 1e30})
     result = sweep(config, "--trials", "2")
-    trials = sweep_trials(study_of(config))
+    study = study_of(config)
+    trials = sweep_trials(study)
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 2
-    assert all("loss became" in t.user_attrs["fail_reason"] for t in trials)
+    assert all("loss became" in read_record(study, t).fail_reason for t in trials)
     assert result["finished"] == 2
 
 
@@ -122,5 +125,6 @@ def test_pareto_objective_records_two_values_and_scores_the_front_on_test(tmp_pa
     sweep(config)
     study = study_of(config)
     [trial] = sweep_trials(study)
-    assert len(trial.values) == 2 and trial.values[0] == trial.user_attrs["validation_scores"]["macro_f1"]
-    assert f"trial_test:{trial.number}" in study.user_attrs  # the front is tested, selection is not
+    record = read_record(study, trial)
+    assert len(trial.values) == 2 and trial.values[0] == record.validation.macro_f1
+    assert record.test is not None  # the front (chosen on validation) is scored on test

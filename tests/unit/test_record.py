@@ -172,3 +172,14 @@ def test_remember_data_refuses_a_study_made_for_other_labels(tmp_path):
         remember_data(study, ["a", "b"], VALIDATION, TEST)
     data = study_data(study)
     assert data.gold("test") == [e.label for e in TEST] and data.gold("validation") == [e.label for e in VALIDATION]
+
+
+def test_the_most_probable_labels_are_kept_per_item():
+    labels = [f"l{i}" for i in range(12)]
+    distribution = {label: (i + 1) / 78 for i, label in enumerate(labels)}  # l11 the most probable
+    predicted = ["l11"]
+    result = SplitResult.of(score(["l11"], predicted, labels), predicted, labels, distributions=[distribution])
+
+    assert result.top_labels == [[11, 10, 9, 8, 7, 6, 5, 4]]  # TOP_K = 8, most probable first
+    assert result.top_probs[0][0] == pytest.approx(12 / 78) and len(result.top_probs[0]) == 8
+    assert SplitResult.of(score(["l11"], predicted, labels), predicted, labels).top_labels is None
