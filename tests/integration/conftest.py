@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from http_servers import running
 
 from optimizer.serve import Answer, ClassifierServer, make_server
 
@@ -141,21 +142,11 @@ def classifier() -> TfidfClassifier:
     return TfidfClassifier()
 
 
-def _start(server: ThreadingHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    return thread
-
-
 @pytest.fixture
 def served(classifier: TfidfClassifier) -> Iterator[ClassifierServer]:
     """The real classifier behind ``make_server`` on 127.0.0.1, any free port."""
-    server = make_server(classifier)
-    _start(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running(make_server(classifier)) as server:
+        yield server
 
 
 @dataclass
@@ -259,10 +250,8 @@ def proxy(served: ClassifierServer) -> Iterator[FaultProxy]:
     state = FaultProxy(upstream=served.base_url)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _proxy_handler(state))
     server.daemon_threads = True
-    _start(server)
-    host, port = server.server_address[:2]
-    state.base_url = f"http://{host}:{port}/v1"
-    yield state
-    server.shutdown()
-    server.server_close()
+    with running(server):
+        host, port = server.server_address[:2]
+        state.base_url = f"http://{host}:{port}/v1"
+        yield state
 
