@@ -144,11 +144,16 @@ def main() -> None:
                 f"({r.meter.timed_items} items timed in {r.meter.seconds:.1f}s)")
     gold_subset = [test[i].label for i in llm_index]
     for name, chunks in slices.items():
-        predicted = {}
+        predicted, top = {}, {}
         for r, _ in chunks:
             predicted.update(r.test.predicted_labels(labels))
+            if r.test.top_labels is not None:
+                top.update(zip(r.test.item_indices(), zip(r.test.top_labels, r.test.top_probs)))
         predictions = [predicted[i] for i in llm_index]
         scores = score(gold_subset, predictions, labels, seed=0)
+        merged = SplitResult.of(scores, predictions, labels, llm_index)
+        if len(top) == len(llm_index):  # the slices' top label probabilities, in llm_index order
+            merged = replace(merged, top_labels=[top[i][0] for i in llm_index], top_probs=[top[i][1] for i in llm_index])
         stats = [r.meter for r, _ in chunks]
         meter = MeterStats(timed_items=sum(m.timed_items for m in stats), timed_batches=sum(m.timed_batches for m in stats),
                            seconds=round(sum(m.seconds for m in stats), 4), batch_size=stats[0].batch_size,
@@ -158,7 +163,7 @@ def main() -> None:
                                 Machine(first.measured_on, first.measured_hardware))
         cost = throughput.cost_per_item(hardware, HARDWARE)
         tokens = sum(r.tokens_per_item * r.test.n for r, _ in chunks) / len(llm_items)
-        records[name] = replace(first, test=SplitResult.of(scores, predictions, labels, llm_index),
+        records[name] = replace(first, test=merged,
                                 items_per_second=throughput.items_per_second, meter=meter, tokens_per_item=tokens,
                                 cost_per_item=cost.value, cost_provenance=cost.provenance.value,
                                 cost_source=cost.source, compute_seconds=sum(r.compute_seconds for r, _ in chunks),
