@@ -74,10 +74,21 @@ class DataSpec(BaseModel):
 
     @field_validator("train", "validation", "test", "preferences")
     @classmethod
-    def _no_nul(cls, value: str | None) -> str | None:
-        if value is not None and "\x00" in value:
-            raise ValueError("a path cannot contain a NUL character")
+    def _a_path(cls, value: str | None) -> str | None:
+        if value is not None and not is_path_text(value):
+            raise ValueError("not a file name: a NUL character or a lone surrogate (\\ud800-\\udfff)")
         return value
+
+
+def is_path_text(value: str) -> bool:
+    """Can the operating system take ``value`` as a file name (no NUL, encodable as UTF-8)?"""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

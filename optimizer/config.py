@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from evals.baselines import BaselinesSpec
 from evals.configfile import ConfigError, parse_overrides, read_config
 from evals.cost import Economics
-from evals.data import DataSpec
+from evals.data import DataSpec, is_path_text
 from evals.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from optimizer.space import SearchSpec
 
@@ -58,8 +58,8 @@ def _prepare(raw: dict[str, Any], base: Path, overrides: list[tuple[str, Any]]) 
                          if key.startswith("data.") and isinstance(value, str)}
     for key in ("train", "validation", "test", "preferences"):
         value = raw["data"].get(key)
-        # A NUL cannot be in a path (resolve() would raise): left as is for validation to report.
-        if isinstance(value, str) and value and "\x00" not in value and not Path(value).is_absolute():
+        # A value that cannot be a path (resolve() would raise) is left as is for validation to report.
+        if isinstance(value, str) and value and is_path_text(value) and not Path(value).is_absolute():
             raw["data"][key] = str(((Path.cwd() if key in from_command_line else base) / value).resolve())
 
 
