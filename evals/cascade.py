@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -283,3 +284,32 @@ def objective_quality(result: SplitResult) -> float:
     """Macro-F1 for a pareto study's front; an assumed fallback's is unknown, so its expected
     accuracy stands in (Optuna refuses NaN values)."""
     return result.accuracy if math.isnan(result.macro_f1) else result.macro_f1
+
+
+def price_cascades(found: Sequence[CandidateRecord], economics: Economics) -> list[CandidateRecord]:
+    """Every cascade among ``found`` priced from its parts as they are priced there."""
+    by_number = {r.number: r for r in found if r.number is not None}
+    return [priced(r, by_number, economics) if r.cascade is not None else r for r in found]
+
+
+def cascade_fields(r: CandidateRecord) -> dict[str, Any]:
+    """A candidate's calibration and, for a cascade, its parts: the report's JSON fields."""
+    c, parts = r.calibration, r.cascade
+    return {
+        "calibration": None if c is None else {
+            "method": c.method, "temperature": c.temperature, "fitted_on": c.fitted_on,
+            "ece_validation": {"before": c.ece_validation[0], "after": c.ece_validation[1]},
+            "ece_test": None if c.ece_test is None else {"before": c.ece_test[0], "after": c.ece_test[1]}},
+        "cascade": None if parts is None else {
+            "local": parts.local, "local_trial_number": parts.local_number, "fallback": parts.fallback,
+            "fallback_trial_number": parts.fallback_number, "threshold": parts.threshold,
+            "coverage": parts.coverage, "test_coverage": parts.test_coverage, "assumed": parts.assumed,
+            "assumed_fallback_accuracy": parts.assumed_fallback_accuracy,
+            "assumption": r.details.get("assumption")},
+    }
+
+
+def assumption_lines(found: Sequence[CandidateRecord]) -> list[str]:
+    """One line per cascade whose fallback accuracy is assumed, for the report's provenance list."""
+    return [f"{r.label}: {r.details.get('assumption', 'the fallback accuracy is assumed')}."
+            for r in found if r.cascade is not None and r.cascade.assumed]

@@ -41,10 +41,12 @@ class ParetoPoint:
 
 
 def pareto_points(report: Report, metric: str = "accuracy") -> list[ParetoPoint]:
-    """Every candidate with a ``metric`` score on the decision split, and the current solution
+    """Every candidate with a known ``metric`` score on the decision split (a cascade into an assumed
+    fallback has no macro-F1), and the current solution
     when its accuracy is known (measured or entered), flagged when on the non-dominated front."""
     points = [ParetoPoint(r.record.label, r.record.kind.value, getattr(r.result, metric), r.record.cost_per_item,
-                          "validation") for r in report.ranked if r.record is not report.current.record]
+                          "validation") for r in report.ranked
+              if r.record is not report.current.record and not math.isnan(getattr(r.result, metric))]
     current = report.current
     if metric == "accuracy" and current.error_rate is not None:
         points.append(ParetoPoint(f"{current.name} (current)", "current", 1 - current.error_rate,

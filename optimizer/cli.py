@@ -174,6 +174,28 @@ def sweep(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = S
         _print_candidates(report, f"Candidates in study '{cfg.study}', cheapest first")
 
 
+@app.command(rich_help_panel="Measure")
+def cascade(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
+            json_out: bool = JsonOpt) -> None:
+    """Calibrate every local candidate and record the cascades worth it (local when confident, else a fallback)."""
+    from evals.report import candidate_row
+    from evals.storage import load_existing_study
+    from optimizer.cascades import build_cascades
+
+    with user_errors():
+        cfg = _config(config, overrides)
+        summary = build_cascades(load_existing_study(cfg.storage, cfg.study), cfg.economics,
+                                 objective=cfg.search.objective, seed=cfg.seed, console=err)
+        report = _study_report(cfg)
+    err.print(f"calibrated {len(summary.calibrated)} candidate(s); recorded {len(summary.recorded)} new cascade(s)")
+    new = set(summary.recorded)
+    if json_out:
+        _print_json([candidate_row(r) for r in report.ranked if r.record.kind.value == "cascade"])
+    else:
+        _print_candidates(report, f"Cascades in study '{cfg.study}', cheapest first",
+                          only={r.record.number for r in report.ranked if r.record.kind.value == "cascade"} | new)
+
+
 @app.command(rich_help_panel="Decide")
 def report(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt, json_out: bool = JsonOpt,
            html_path: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report here.")) -> None:
