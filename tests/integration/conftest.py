@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -113,7 +113,7 @@ class TfidfClassifier:
 
     model_id = "tfidf-logreg-tickets"
 
-    def __init__(self) -> None:
+    def __init__(self, rows: Sequence[tuple[str, str]] = tuple(TRAIN_TICKETS)) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline, make_union
@@ -123,7 +123,7 @@ class TfidfClassifier:
             TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True),
         )
         self.pipeline = make_pipeline(features, LogisticRegression(C=20.0, max_iter=2000))
-        texts, labels = zip(*TRAIN_TICKETS, strict=True)
+        texts, labels = zip(*rows, strict=True)
         self.pipeline.fit(list(texts), list(labels))
         self.labels: list[str] = [str(c) for c in self.pipeline.classes_]
 
