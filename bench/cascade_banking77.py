@@ -39,8 +39,8 @@ import threading
 import time
 from pathlib import Path
 
-from _common import (BANKING77, BANKING77_CITATION, LoadSampler, ci, dollars, load_banking77, log, parser, pct,
-                     per_class, setup, table, write_result)
+from _common import (BANKING77, BANKING77_CITATION, LoadSampler, ci, dollars, load_banking77, log,
+                     memoise_embeddings, parser, pct, per_class, run_commands, setup, table, write_result)
 
 KEY_ENV = "ROITUNE_BENCH_STAND_IN_KEY"
 STAND_IN = "minilm-embedding-lr"
@@ -76,25 +76,6 @@ class EmbeddingClassifier:
         return Answer(label, float(row[best]), prompt, len(self.counter(label)["input_ids"]))
 
 
-def memoise_train_embeddings() -> None:
-    """The stand-in and the embedding baseline embed the same train queries: pay that once (same
-    function, same inputs, same numbers)."""
-    import evals.baselines as ladder
-
-    original, memo = ladder.embed, {}
-
-    def embed_once(encoder, tokenizer, texts, *, batch_size=64):
-        key = tuple(texts) if len(texts) > 500 else None
-        if key is not None and key in memo:
-            return memo[key]
-        out = original(encoder, tokenizer, texts, batch_size=batch_size)
-        if key is not None:
-            memo[key] = out
-        return out
-
-    ladder.embed = embed_once
-
-
 def isotonic_ece(record, data) -> float | None:
     """Test ECE after isotonic regression of correctness on the top probability (fitted on validation)."""
     from sklearn.isotonic import IsotonicRegression
@@ -117,13 +98,11 @@ def main() -> None:
     info = setup(args.threads)
 
     import yaml
-    from typer.testing import CliRunner
 
     from evals.data import DataSpec, load_splits
     from evals.recommend import compare
     from evals.record import records, study_data
     from evals.storage import load_existing_study
-    from optimizer.cli import app
     from optimizer.config import demo_config_text
     from optimizer.serve import make_server
 
@@ -142,7 +121,7 @@ def main() -> None:
     log(f"Banking77: {len(splits.train)} train / {len(splits.validation)} validation / {len(splits.test)} test, "
         f"{len(splits.labels)} labels; work folder {work}")
 
-    memoise_train_embeddings()
+    memoise_embeddings()  # the stand-in and the embedding baseline embed the same train queries
     began = time.perf_counter()
     stand_in = EmbeddingClassifier(splits.train)
     server = make_server(stand_in, port=0)
@@ -161,21 +140,11 @@ def main() -> None:
     config = work / "roitune.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
-    runner, load, walls, outputs = CliRunner(), LoadSampler(), {}, {}
+    load = LoadSampler()
     commands = {"baseline": ["baseline", "-c", str(config), "--only", "classical,embedding,hosted"],
                 "cascade": ["cascade", "-c", str(config)],
                 "report": ["report", "-c", str(config), "--json"]}
-    for name, argv in commands.items():
-        log("roitune " + " ".join(argv))
-        began = time.perf_counter()
-        result = runner.invoke(app, argv, catch_exceptions=False)
-        walls[name] = time.perf_counter() - began
-        load.sample()
-        outputs[name] = result.output
-        if result.exit_code != 0:
-            print(result.output[-3000:])
-            raise SystemExit(f"roitune {name} failed with exit code {result.exit_code}")
-        log(f"roitune {name}: {walls[name]:.0f}s")
+    outputs, walls = run_commands(commands, load)
     server.shutdown()
     server.server_close()
     print(outputs["cascade"])

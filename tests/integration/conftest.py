@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -148,14 +149,22 @@ def _start(server: ThreadingHTTPServer) -> threading.Thread:
     return thread
 
 
+@contextmanager
+def running(server: ThreadingHTTPServer) -> Iterator[ThreadingHTTPServer]:
+    """A bound server serving in a thread while the block runs, then shut down and closed."""
+    _start(server)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def served(classifier: TfidfClassifier) -> Iterator[ClassifierServer]:
     """The real classifier behind ``make_server`` on 127.0.0.1, any free port."""
-    server = make_server(classifier)
-    _start(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running(make_server(classifier)) as server:
+        yield server
 
 
 @dataclass

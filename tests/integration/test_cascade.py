@@ -13,7 +13,6 @@ import http.client
 import json
 import shutil
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,13 +20,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TfidfClassifier
+from cli_support import assert_one_line_error, ok, roitune
+from conftest import TfidfClassifier, running
 from sweep_fixtures import tiny_config, write_tiny_model
-from typer.testing import CliRunner
 
 import evals.hosted as hosted
 from evals.data import load_examples
-from optimizer.cli import app
 
 KEY_ENV = "ROITUNE_TEST_FALLBACK_KEY"
 IN_PRICE, OUT_PRICE = 3.0, 15.0  # $/MTok, entered: no price table consulted
@@ -40,26 +38,6 @@ class Study:
     trial: int
     texts: list[str]  # the task's test texts
     gold: list[str]
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def ok(*args: str):
-    result = invoke(*args)
-    assert result.exit_code == 0, f"roitune {' '.join(args)}:\n{result.output}\n{result.exception!r}"
-    return result
-
-
-def one_line_error(result, *needles: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    [line] = result.stderr.strip().splitlines()
-    assert line.startswith("error: ")
-    for needle in needles:
-        assert needle in line, line
-    return line
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +110,10 @@ def cascade_server(study, local, escalation) -> Iterator:
     from optimizer.predict import CascadeClassifier
     from optimizer.serve import make_server
 
-    server = make_server(CascadeClassifier(local[0], escalation), port=0)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
-        yield server
+        with running(make_server(CascadeClassifier(local[0], escalation), port=0)) as server:
+            yield server
     finally:
-        server.shutdown()
-        server.server_close()
         escalation.close()
 
 
@@ -280,19 +255,21 @@ def test_bad_thresholds_bundles_and_configs_are_one_line(study, proxy, tmp_path)
     cfg = yaml.safe_load(study.config.read_text())
     data = cfg["data"]["test"]
     config = fallback_config(study, tmp_path, proxy.base_url)
-    one_line_error(invoke("predict", str(study.bundle), data, "--escalate-to", str(config), "--threshold", "1.5"),
-                   "threshold 1.5 is outside [0, 1]")
-    one_line_error(invoke("serve", str(study.bundle), "--escalate-to", str(config), "--threshold", "-0.1"),
-                   "outside [0, 1]")
-    one_line_error(invoke("predict", str(study.bundle), data, "--escalate-to", str(config)), "no threshold")
-    one_line_error(invoke("predict", str(study.bundle), data, "--escalate-to", str(study.config), "--threshold", "0.5"),
-                   "baselines.hosted is not set")
+
+    def refused(*args: str, needle: str) -> None:
+        assert_one_line_error(roitune(*args), needle)
+
+    refused("predict", str(study.bundle), data, "--escalate-to", str(config), "--threshold", "1.5",
+            needle="threshold 1.5 is outside [0, 1]")
+    refused("serve", str(study.bundle), "--escalate-to", str(config), "--threshold", "-0.1", needle="outside [0, 1]")
+    refused("predict", str(study.bundle), data, "--escalate-to", str(config), needle="no threshold")
+    refused("predict", str(study.bundle), data, "--escalate-to", str(study.config), "--threshold", "0.5",
+            needle="baselines.hosted is not set")
     bare = tmp_path / "bare"
     shutil.copytree(study.bundle, bare)
     (bare / "calibration.json").unlink()
-    one_line_error(invoke("serve", str(bare), "--escalate-to", str(config), "--threshold", "0.5"),
-                   "no calibration.json")
-    one_line_error(invoke("predict", str(study.bundle), data, "--threshold", "0.5"), "needs --escalate-to")
+    refused("serve", str(bare), "--escalate-to", str(config), "--threshold", "0.5", needle="no calibration.json")
+    refused("predict", str(study.bundle), data, "--threshold", "0.5", needle="needs --escalate-to")
     assert proxy.calls == 0
 
 
