@@ -9,7 +9,9 @@ The rules the scripts follow:
 - speeds are reported as a ratio against a baseline measured in the same run, interleaved
   (A, B, A, B, ...) so that load changes hit both sides; absolute numbers are printed too and
   labelled noisy, with the load average seen during the run;
-- every result is written as JSON under ``bench/results/`` next to the printed table.
+- every result is written as JSON under ``bench/results/`` next to the printed table;
+- numbers for people (percentages, intervals, dollars) are formatted by ``evals.formatting``, as in
+  the product's tables and reports.
 """
 
 from __future__ import annotations
@@ -184,20 +186,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
     text = "\n".join(out)
     print(("\n" + title + "\n" if title else "\n") + text, flush=True)
     return text
-
-
-def pct(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{100 * x:.{digits}f}%"
-
-
-def ci(pair: Sequence[float] | None) -> str:
-    return "-" if not pair else f"[{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
-
-
-def dollars(x: float | None) -> str:
-    if x is None:
-        return "-"
-    return f"${x:.2e}" if x < 0.01 else f"${x:.4f}"
 
 
 def log(message: str) -> None:

@@ -15,11 +15,15 @@ split is not on this machine, so a stratified 20% is held out as test with
   this shared CPU, because every prompt carries the ~560-token label list), and classical / embedding
   are reported on the same subset too, with a paired McNemar test against classical.
 
-Quality: accuracy and macro-F1 with 95% percentile-bootstrap intervals (1,000 resamples,
-``evals.metrics.score``). Speed: items/s from ``evals.meter.metered`` (serving batch 16,
-first batch excluded), $/item at the cpu-2core price of ``evals.cost``. All on one torch
-thread (``--threads``). The LLM arms alternate batch by batch (zero-shot, few-shot, zero-shot,
-...) so their items/s ratio is measured under the same load.
+Quality: accuracy with its Wilson 95% interval, macro-F1 with a 95% percentile-bootstrap interval
+(1,000 resamples), from ``evals.metrics.score`` through each baseline's ``CandidateRecord``
+(``record.test``). Speed: items/s from ``evals.meter.metered`` (serving batch 16, first batch
+excluded, and its floor of timed work: at least 64 items, 3 batches and 2 s, re-timing passes over
+the same items when the scored ones are fewer), $/item at the cpu-2core price of ``evals.cost``.
+All on one torch thread (``--threads``). The LLM arms alternate slice by slice (zero-shot,
+few-shot, zero-shot, ...; 16 items a slice), each slice scored and metered by the project's
+``llm_baseline``, so their items/s ratio is measured under the same load; an arm's items/s is its
+slices' timed items over their timed seconds (``record.meter``), priced once from that.
 
 Run: .venv/bin/python bench/baselines_banking77.py [--small] [--llm-items N]
 """
@@ -28,18 +32,22 @@ from __future__ import annotations
 
 import time
 
-from _common import (BANKING77, BANKING77_CITATION, LoadSampler, ci, dollars, hardware_price, load_banking77, log,
-                     memoise_embeddings, parser, pct, per_class, setup, table, write_result)
+from _common import (BANKING77, BANKING77_CITATION, LoadSampler, hardware_price, load_banking77, log,
+                     memoise_embeddings, parser, per_class, setup, table, write_result)
+from evals.formatting import interval, money, pct
 
 INSTRUCTION = "Route the customer support ticket to exactly one category."
+HARDWARE = "cpu-2core"
 
 
-def subset_scores(result, indices, labels):
-    from evals.metrics import score
+def interval_cell(ci) -> str:
+    return interval(ci) or "-"
 
-    items = [result.items[i] for i in indices]
-    preds = [result.predictions[i] for i in indices]
-    return score([e.label for e in items], preds, labels)
+
+def split_fields(result) -> dict:
+    """A SplitResult's (or Scores') headline figures, JSON-friendly."""
+    return {"n": result.n, "accuracy": result.accuracy, "accuracy_ci": list(result.accuracy_ci),
+            "macro_f1": result.macro_f1, "macro_f1_ci": list(result.macro_f1_ci)}
 
 
 def main() -> None:
@@ -50,16 +58,20 @@ def main() -> None:
     args = p.parse_args()
     info = setup(args.threads)
 
-    from evals.baselines import ShotPicker, classical, embedding, llm_baseline
+    from dataclasses import asdict, replace
+
+    from evals.baselines import Pricing, ShotPicker, classical, embedding, llm_baseline
     from evals.classify import LabelScorer, PromptTemplate
-    from evals.data import stratified_split
-    from evals.meter import Throughput
-    from evals.metrics import mcnemar
+    from evals.data import HeldOut, stratified_split
+    from evals.meter import Machine, Throughput
+    from evals.metrics import mcnemar, score
     from evals.models import load_causal_lm, load_tokenizer
+    from evals.record import MeterStats, SplitResult
 
     memoise_embeddings(min_texts=1001)  # the embedding baseline and the retriever embed the same train queries
     load = LoadSampler()
     hardware = hardware_price()
+    pricing = Pricing(hardware, HARDWARE)
     examples, labels = load_banking77()
     train, test = stratified_split(examples, [0.2], 0)
     if args.small:
@@ -70,85 +82,106 @@ def main() -> None:
     llm_index = [index_of[id(e)] for e in llm_items]
     log(f"Banking77: {len(train)} train / {len(test)} test, {len(labels)} labels; LLM subset {len(llm_items)}")
 
-    results, timings = {}, {}
+    # This benchmark has no validation split: every arm is scored on test only (record.test).
+    whole_test = [HeldOut("test", test, None, len(test))]
+
+    def on_start(name: str, total: int):
+        log(f"{name}: {total} items")
+        return None
+
+    common = dict(seed=0, on_start=on_start)
+    records, timings = {}, {}
     began = time.perf_counter()
-    results["classical"] = classical(train, test, labels, hardware, batch_size=16)
+    records["classical"] = classical(train, whole_test, labels, pricing, batch_size=16, **common)
     timings["classical"] = time.perf_counter() - began
     load.sample()
-    log(f"classical {results['classical'].scores.accuracy:.3f} in {timings['classical']:.0f}s")
+    log(f"classical {records['classical'].test.accuracy:.3f} in {timings['classical']:.0f}s")
     began = time.perf_counter()
-    results["embedding"] = embedding(train, test, labels, hardware, encoder_name="minilm-l6", batch_size=16)
+    records["embedding"] = embedding(train, whole_test, labels, pricing, encoder_name="minilm-l6", batch_size=16,
+                                     **common)
     timings["embedding"] = time.perf_counter() - began
     load.sample()
-    log(f"embedding {results['embedding'].scores.accuracy:.3f} in {timings['embedding']:.0f}s")
+    log(f"embedding {records['embedding'].test.accuracy:.3f} in {timings['embedding']:.0f}s")
 
     began = time.perf_counter()
     picker = ShotPicker(train, "nearest", encoder_name="minilm-l6", seed=0)
-    shots = picker.pick([e.text for e in llm_items], args.k)
+    chosen = dict(zip(map(id, llm_items), picker.pick([e.text for e in llm_items], args.k)))
     timings["few-shot retrieval index"] = time.perf_counter() - began
     template = PromptTemplate(INSTRUCTION, tuple(labels), list_labels=True)
     scorer = LabelScorer(load_causal_lm("smollm2-135m-instruct"), load_tokenizer("smollm2-135m-instruct"), template)
 
-    # Zero- and few-shot alternate in slices (zero, few, zero, few, ...), each slice metered by the
-    # project's llm_baseline, so both see the same load; the slices' items/s are combined.
+    # Zero- and few-shot alternate in slices (zero, few, zero, few, ...), each slice scored and
+    # metered by the project's llm_baseline, so both see the same load; the slices are combined.
+    few_name = f"few-shot-k{args.k}-nearest"
     slice_size = 16
-    parts: dict[str, list] = {"zero-shot": [], f"few-shot-k{args.k}-nearest": []}
+    slices: dict[str, list] = {"zero-shot": [], few_name: []}
     for start in range(0, len(llm_items), slice_size):
-        chunk = llm_items[start:start + slice_size]
-        for name in parts:
-            few = name.startswith("few")
+        part = [HeldOut("test", llm_items[start:start + slice_size], llm_index[start:start + slice_size], len(test))]
+        for name in slices:
+            few = name == few_name
             t0 = time.perf_counter()
-            r = llm_baseline(name, scorer, chunk, labels, hardware, batch_size=8 if few else 16,
-                             shots=shots[start:start + slice_size] if few else None)
-            parts[name].append((r, time.perf_counter() - t0))
+            r = llm_baseline(name, scorer, part, labels, pricing, batch_size=8 if few else 16,
+                             shots=(lambda items: [chosen[id(e)] for e in items]) if few else None, **common)
+            slices[name].append((r, time.perf_counter() - t0))
             load.sample()
-            log(f"{name} items {start}-{start + len(chunk)}: {r.items_per_second:.3f} items/s")
-
-    from evals.baselines import BaselineResult
-    from evals.metrics import score
-
-    for name, chunks in parts.items():
-        predictions = [p for r, _ in chunks for p in r.predictions]
-        items = [e for r, _ in chunks for e in r.items]
-        # items/s over the slices: total items over total time of the metered batches (the meter
-        # excludes each slice's first batch only when a slice has several batches).
-        seconds = sum(len(r.items) / r.items_per_second for r, _ in chunks)
-        rate = len(items) / seconds
-        throughput = Throughput(rate, 8 if name.startswith('few') else 16, len(items), chunks[0][0].cost_per_item.source.split(" on ")[-1])
-        tokens = sum(r.tokens_per_item * len(r.items) for r, _ in chunks) / len(items)
-        results[name] = BaselineResult(name, score([e.label for e in items], predictions, labels), predictions, items,
-                                       throughput.cost_per_item(hardware), rate, tokens)
+            log(f"{name} items {start}-{start + len(part[0].items)}: {r.items_per_second:.3f} items/s "
+                f"({r.meter.timed_items} items timed in {r.meter.seconds:.1f}s)")
+    gold_subset = [test[i].label for i in llm_index]
+    for name, chunks in slices.items():
+        predicted, top = {}, {}
+        for r, _ in chunks:
+            predicted.update(r.test.predicted_labels(labels))
+            if r.test.top_labels is not None:
+                top.update(zip(r.test.item_indices(), zip(r.test.top_labels, r.test.top_probs)))
+        predictions = [predicted[i] for i in llm_index]
+        scores = score(gold_subset, predictions, labels, seed=0)
+        merged = SplitResult.of(scores, predictions, labels, llm_index)
+        if len(top) == len(llm_index):  # the slices' top label probabilities, in llm_index order
+            merged = replace(merged, top_labels=[top[i][0] for i in llm_index], top_probs=[top[i][1] for i in llm_index])
+        stats = [r.meter for r, _ in chunks]
+        meter = MeterStats(timed_items=sum(m.timed_items for m in stats), timed_batches=sum(m.timed_batches for m in stats),
+                           seconds=round(sum(m.seconds for m in stats), 4), batch_size=stats[0].batch_size,
+                           slowest=min(m.slowest for m in stats), fastest=max(m.fastest for m in stats))
+        first = chunks[0][0]
+        throughput = Throughput(meter.timed_items / meter.seconds, meter,
+                                Machine(first.measured_on, first.measured_hardware))
+        cost = throughput.cost_per_item(hardware, HARDWARE)
+        tokens = sum(r.tokens_per_item * r.test.n for r, _ in chunks) / len(llm_items)
+        records[name] = replace(first, test=merged,
+                                items_per_second=throughput.items_per_second, meter=meter, tokens_per_item=tokens,
+                                cost_per_item=cost.value, cost_provenance=cost.provenance.value,
+                                cost_source=cost.source, compute_seconds=sum(r.compute_seconds for r, _ in chunks),
+                                compute_dollars=sum(r.compute_dollars for r, _ in chunks))
         timings[name] = sum(t for _, t in chunks)
 
     # Scores on the LLM subset, for every arm (classical and embedding were scored on all of test).
     rows, payload = [], []
-    gold_subset = [e.label for e in llm_items]
-    classical_subset = [results["classical"].predictions[i] for i in llm_index]
-    for name, r in results.items():
+    predicted = {name: r.test.predicted_labels(labels) for name, r in records.items()}  # test index -> label
+    subset_predictions = {name: [predicted[name][i] for i in llm_index] for name in records}
+    for name, r in records.items():
         full = name in ("classical", "embedding")
-        on_subset = subset_scores(r, llm_index, labels) if full else r.scores
-        preds_subset = [r.predictions[i] for i in llm_index] if full else r.predictions
-        test_ = mcnemar(gold_subset, classical_subset, preds_subset) if name != "classical" else None
-        rows.append([name, r.scores.n, pct(r.scores.accuracy), ci(r.scores.accuracy_ci), pct(r.scores.macro_f1),
-                     ci(r.scores.macro_f1_ci), on_subset.n, pct(on_subset.accuracy), ci(on_subset.accuracy_ci),
-                     f"{test_.p_value:.2g}" if test_ else "-",
-                     f"{r.items_per_second:.3g}", dollars(r.cost_per_item.value),
+        on_subset = score(gold_subset, subset_predictions[name], labels) if full else r.test
+        test_ = mcnemar(gold_subset, subset_predictions["classical"], subset_predictions[name]) \
+            if name != "classical" else None
+        rows.append([name, r.test.n, pct(r.test.accuracy), interval_cell(r.test.accuracy_ci), pct(r.test.macro_f1),
+                     interval_cell(r.test.macro_f1_ci), on_subset.n, pct(on_subset.accuracy),
+                     interval_cell(on_subset.accuracy_ci), f"{test_.p_value:.2g}" if test_ else "-",
+                     f"{r.items_per_second:.3g}", money(r.cost_per_item),
                      f"{r.tokens_per_item:.0f}" if r.tokens_per_item else "-", f"{timings[name]:.0f}"])
-        payload.append({"name": name, "scores": r.scores.to_dict() | {"confusion": None, "per_class": None},
-                        "subset_scores": {"n": on_subset.n, "accuracy": on_subset.accuracy,
-                                          "accuracy_ci": on_subset.accuracy_ci, "macro_f1": on_subset.macro_f1},
+        payload.append({"name": name, "scores": split_fields(r.test), "subset_scores": split_fields(on_subset),
                         "mcnemar_vs_classical_on_subset": None if test_ is None else vars(test_),
-                        "items_per_second": r.items_per_second, "cost_per_item": r.cost_per_item.value,
-                        "cost_source": r.cost_per_item.source, "tokens_per_item": r.tokens_per_item,
-                        "seconds": timings[name]})
+                        "items_per_second": r.items_per_second, "meter": asdict(r.meter),
+                        "measured_on": r.measured_on, "cost_per_item": r.cost_per_item,
+                        "cost_provenance": r.cost_provenance, "cost_source": r.cost_source,
+                        "tokens_per_item": r.tokens_per_item, "seconds": timings[name]})
     text = table(["baseline", "n", "accuracy", "95% CI", "macro-F1", "95% CI", "n (LLM subset)", "accuracy on subset",
-                  "95% CI", "McNemar p vs classical (subset)", "items/s (noisy)", "$/item (cpu-2core)",
+                  "95% CI", "McNemar p vs classical (subset)", "items/s (noisy)", f"$/item ({HARDWARE})",
                   "prompt tokens/item", "wall s"], rows,
                  title=f"Banking77 ladder: {len(train)} train / {len(test)} test (stratified 20%, seed 0); "
                        f"LLM subset {len(llm_items)} items; {args.threads} torch thread(s)")
-    zero, few = results["zero-shot"], results[f"few-shot-k{args.k}-nearest"]
+    zero, few = records["zero-shot"], records[few_name]
     ratio = {"few-shot items/s / zero-shot items/s (alternating slices)": few.items_per_second / zero.items_per_second,
-             "classical items/s / zero-shot items/s": results["classical"].items_per_second / zero.items_per_second}
+             "classical items/s / zero-shot items/s": records["classical"].items_per_second / zero.items_per_second}
     for k, v in ratio.items():
         print(f"{k}: {v:.3g}")
     info["load_average_during"] = load.summary()
@@ -157,8 +190,8 @@ def main() -> None:
                                   "test": len(test), "labels": len(labels), "llm_items": len(llm_items),
                                   "split": "evals.data.stratified_split(examples, [0.2], seed=0)",
                                   "llm_subset": "one item per intent (cycling), intents in a seeded random order (seed 0)"},
-        "hardware": {"value": hardware.value, "source": hardware.source}, "results": payload, "ratios": ratio,
-        "table": text}, args.small)
+        "hardware": {"name": HARDWARE, "value": hardware.value, "source": hardware.source}, "results": payload,
+        "ratios": ratio, "table": text}, args.small)
 
 
 if __name__ == "__main__":

@@ -39,8 +39,8 @@ from __future__ import annotations
 import re
 import time
 
-from _common import (ROOT, LoadSampler, ci, hardware_price, load_banking77, log, parser, pct, per_class, setup, table,
-                     write_result)
+from _common import ROOT, LoadSampler, hardware_price, load_banking77, log, parser, per_class, setup, table, write_result
+from evals.formatting import interval, money, pct
 
 INSTRUCTION = "Route the customer support ticket to exactly one category."
 
@@ -192,9 +192,9 @@ def main() -> None:
             a = r[arm]
             speed = r["generate"]["seconds"] / a["seconds"]
             rows.append([r["task"], arm, r["items"], f"{r['prompt_tokens_mean']:.0f}", f"{a['items_per_second']:.3f}",
-                         f"${hardware.value / 3600 / a['items_per_second']:.2e}", f"{speed:.2f}x",
-                         pct(a["valid_rate"], 0) if "valid_rate" in a else "-",
-                         pct(a["accuracy"]) if "accuracy" in a else "-", ci(a["accuracy_ci"]) if "accuracy" in a else "-"])
+                         money(hardware.value / 3600 / a['items_per_second']), f"{speed:.2f}x",
+                         pct(a["valid_rate"]) if "valid_rate" in a else "-",
+                         pct(a["accuracy"]) if "accuracy" in a else "-", (interval(a["accuracy_ci"]) or "-") if "accuracy" in a else "-"])
     text = table(["task", "arm", "items", "prompt tokens", "items/s (noisy)", "$/item (cpu-2core)",
                   "speed vs generate (same run)", "valid answers", "accuracy", "95% CI"], rows,
                  title=f"Constrained scoring vs generate(12 tokens) + parse, SmolLM2-135M, batch {batch}, "

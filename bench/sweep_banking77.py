@@ -13,6 +13,10 @@ cpu-2core serving). Then, in-process through ``optimizer.cli.app``:
     roitune sweep    -c roitune.yaml          # --trials (default 2) LoRA trials, 1 epoch each
     roitune report   -c roitune.yaml --json   # the ranking and the recommendation sentence
 
+Every candidate is judged and ranked on validation (the report's decision split); the test
+accuracy of the baselines and the sweep's finalist is reported beside it. The compute seconds and
+training summary of each candidate come from its ``CandidateRecord`` in the study.
+
 Sweep space: SmolLM2-135M, LoRA r16 (alpha 32), all-linear, learning rate 5e-4..2e-3, 1 epoch,
 batch 16, answer = the label (label list not in the prompt), no pruning; every validation item
 scored (one check per epoch). The default size fits ~15 minutes on the shared 2-core CPU
@@ -29,8 +33,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from _common import (BANKING77, BANKING77_CITATION, LoadSampler, ci, dollars, load_banking77, log, parser, pct,
-                     run_commands, setup, table, write_result)
+from _common import (BANKING77, BANKING77_CITATION, LoadSampler, load_banking77, log, parser, run_commands, setup, table,
+                     write_result)
+from evals.formatting import interval, money, pct
 
 
 def write_csv(path: Path, examples) -> None:
@@ -39,6 +44,31 @@ def write_csv(path: Path, examples) -> None:
         writer.writerow(["text", "category"])
         for e in examples:
             writer.writerow([e.text, e.label])
+
+
+def summarise(study, report: dict) -> tuple[list[list[str]], list[dict], list[dict]]:
+    """The table rows and the JSON entries of the report's candidates, each completed from its
+    record in the study (compute seconds, training summary); the sweep trials that did not finish."""
+    from dataclasses import asdict
+
+    from evals.record import Kind, records
+
+    found = records(study)
+    by_number = {r.number: r for r in found}
+    rows, candidates = [], []
+    for c in report["candidates"]:
+        record = by_number[c["trial_number"]]
+        test = c["test"] or {}
+        rows.append([c["label"], c["kind"] + (" (hosted)" if c["hosted"] else ""), c["n"], pct(c["accuracy"]),
+                     interval(c["accuracy_ci"]) or "-", c["standing"], test.get("n", "-"), pct(test.get("accuracy")),
+                     interval(test.get("accuracy_ci")) or "-", money(c["cost_per_item"]),
+                     f"{c['items_per_second']:.3g}" if c.get("items_per_second") else "-", money(c["monthly_cost"]),
+                     f"{record.compute_seconds:.0f}"])
+        candidates.append({**c, "compute_seconds": record.compute_seconds,
+                           "training": asdict(record.training) if record.training else None})
+    failed = [{"number": r.number, "state": r.state, "fail_reason": r.fail_reason}
+              for r in found if r.kind == Kind.trial and r.state != "COMPLETE"]
+    return rows, candidates, failed
 
 
 def main() -> None:
@@ -103,26 +133,12 @@ def main() -> None:
         return json.loads(text[start:])
 
     report = last_json(outputs["report"])
-    from evals.results import load_existing_study, sweep_trials
+    from evals.storage import load_existing_study
 
-    study = load_existing_study(cfg["storage"], "banking77")
-    trials = {t.number: t for t in sweep_trials(study)}
-    rows, candidates = [], []
-    for c in report["candidates"]:
-        t = trials.get(c["trial_number"]) if c["kind"] == "trial" else None
-        val = (t.user_attrs.get("validation_scores") or {}) if t else {}
-        rows.append([c["name"], c["kind"], c.get("split") or "-", c.get("n") or "-", pct(c["accuracy"]),
-                     ci(c["accuracy_ci"]), pct(val.get("accuracy")) if t else "-",
-                     ci(val.get("accuracy_ci")) if t else "-", dollars(c["cost_per_item"]),
-                     f"{c['items_per_second']:.3g}" if c.get("items_per_second") else "-",
-                     f"${c['monthly_cost']:,.0f}", f"{t.user_attrs.get('train_seconds', 0):.0f}" if t else "-"])
-        candidates.append({**c, "validation_accuracy": val.get("accuracy"), "validation_accuracy_ci": val.get("accuracy_ci"),
-                           "train_seconds": t.user_attrs.get("train_seconds") if t else None,
-                           "training": t.user_attrs.get("training") if t else None})
-    failed = [{"number": t.number, "state": t.state.name, "fail_reason": t.user_attrs.get("fail_reason")}
-              for t in trials.values() if t.state.name != "COMPLETE"]
-    text = table(["candidate", "kind", "scored on", "n", "accuracy", "95% CI", "validation accuracy (trials)", "95% CI",
-                  "$/item (cpu-2core)", "items/s (noisy)", "monthly cost", "trial wall s"], rows,
+    rows, candidates, failed = summarise(load_existing_study(cfg["storage"], "banking77"), report)
+    text = table(["candidate", "kind", "n (validation)", "validation accuracy", "95% CI", "vs current", "n (test)",
+                  "test accuracy", "95% CI", "$/item (cpu-2core)", "items/s (noisy)", "monthly cost", "compute s"],
+                 rows,
                  title=f"Banking77 subset: {args.classes} intents, {len(parts['train'])} train / "
                        f"{len(parts['validation'])} validation / {len(parts['test'])} test; {args.trials} LoRA trial(s); "
                        f"{args.threads} torch thread(s); ranked by monthly cost (the report's order)")
@@ -138,7 +154,8 @@ def main() -> None:
                                   "test": len(parts["test"])},
         "config": cfg, "commands": {k: "roitune " + " ".join(v) for k, v in commands.items()},
         "wall_seconds": walls, "recommendation": report["recommendation"], "candidates": candidates,
-        "failed_trials": failed, "compute_dollars": report.get("compute_dollars"), "table": text}, args.small)
+        "not_judged": report.get("not_judged"), "failed_trials": failed,
+        "compute_dollars": report.get("compute_dollars"), "table": text}, args.small)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ config (``optimizer.config.demo_config_text``: the bundled tickets, SmolLM2-135M
     --set data.max_train_rows=120 --set search.max_eval_items=40 --set search.trials=2
     --set search.pruner=none
 
-with the study (SQLite) and adapters in a temporary folder. From each trial's user attributes:
-``timings`` (train = optimizer steps, eval = validation scoring incl. the pruning check,
-overhead = the rest) and ``train_seconds`` (the trial's wall time; a pruned trial records
-no ``timings``, hence ``pruner=none``); overhead share =
+with the study (SQLite) and adapters in a temporary folder. From each trial's record
+(``evals.record.read_record``): ``details["timings"]`` (train = optimizer steps, eval =
+validation scoring incl. the pruning check, overhead = the rest) and ``compute_seconds`` (the
+trial's wall time; a pruned trial records no ``timings``, hence ``pruner=none``); overhead share =
 overhead / wall (target < 10%). The first trial loads the base model; the second reuses it
 (``optimizer.trial.Workbench``). Bench-side wrappers (timing only, no behaviour change) split the
 overhead into model / tokenizer loading, LoRA wrapping, tokenising the rows, saving the adapter
@@ -74,6 +74,34 @@ def instrument() -> None:
     sweep.score_finalists = timed("finalist test scoring (after the trials)", sweep.score_finalists)
 
 
+def trial_rows(study) -> tuple[list, list[list[str]], list[dict]]:
+    """The sweep's trial records, their table rows and their JSON entries (with the bench-side
+    timers of ``PARTS``)."""
+    from dataclasses import asdict
+
+    from evals.record import read_record, sweep_trials
+
+    trials = sorted((read_record(study, t) for t in sweep_trials(study)), key=lambda r: r.number)
+    rows, payload = [], []
+    for t in trials:
+        timings, wall_t = t.details.get("timings", {}), t.compute_seconds
+        share = timings.get("overhead", 0) / wall_t if wall_t else None
+        parts = {k: round(v, 3) for k, v in PARTS.get(t.number, {}).items()}
+        payload.append({"number": t.number, "state": t.state, "name": t.name, "timings": timings,
+                        "compute_seconds": wall_t, "overhead_share": share,
+                        "training": asdict(t.training) if t.training else None,
+                        "validation_accuracy": t.validation.accuracy if t.validation else None,
+                        "items_per_second": t.items_per_second, "overhead_parts": parts,
+                        "fail_reason": t.fail_reason})
+        has = bool(timings)
+        rows.append([t.number, t.state, t.name, f"{wall_t:.1f}" if wall_t else "-",
+                     f"{timings['train']:.1f}" if has else "-", f"{timings['eval']:.1f}" if has else "-",
+                     f"{timings['overhead']:.1f}" if has else "-",
+                     f"{100 * share:.1f}%" if has and share is not None else "-",
+                     f"{t.training.tokens_per_second:.0f}" if t.training else "-"])
+    return trials, rows, payload
+
+
 def main() -> None:
     p = parser(__doc__.split("\n")[0])
     p.add_argument("--train-rows", type=int, default=120)
@@ -82,7 +110,7 @@ def main() -> None:
     info = setup(args.threads)
     from typer.testing import CliRunner
 
-    from evals.results import load_existing_study, sweep_trials
+    from evals.storage import load_existing_study
     from optimizer.cli import app
     from optimizer.config import demo_config_text
 
@@ -111,25 +139,8 @@ def main() -> None:
         raise SystemExit(f"sweep failed with exit code {result.exit_code}")
 
     study = load_existing_study(storage, "overhead")
-    trials = sorted(sweep_trials(study), key=lambda t: t.number)
-    rows, payload = [], []
-    for t in trials:
-        a = t.user_attrs
-        timings, wall_t = a.get("timings", {}), a.get("train_seconds")
-        share = timings.get("overhead", 0) / wall_t if wall_t else None
-        parts = {k: round(v, 3) for k, v in PARTS.get(t.number, {}).items()}
-        payload.append({"number": t.number, "state": t.state.name, "name": a.get("name"), "timings": timings,
-                        "train_seconds": wall_t, "overhead_share": share, "training": a.get("training"),
-                        "validation_accuracy": (a.get("validation_scores") or {}).get("accuracy"),
-                        "items_per_second": a.get("items_per_second"), "overhead_parts": parts,
-                        "fail_reason": a.get("fail_reason")})
-        has = bool(timings)
-        rows.append([t.number, t.state.name, a.get("name", ""), f"{wall_t:.1f}" if wall_t else "-",
-                     f"{timings['train']:.1f}" if has else "-", f"{timings['eval']:.1f}" if has else "-",
-                     f"{timings['overhead']:.1f}" if has else "-",
-                     f"{100 * share:.1f}%" if has and share is not None else "-",
-                     f"{a['training']['tokens_per_second']:.0f}" if a.get("training") else "-"])
-    text = table(["trial", "state", "settings", "wall s (train_seconds)", "train s", "eval s", "overhead s",
+    trials, rows, payload = trial_rows(study)
+    text = table(["trial", "state", "settings", "wall s (compute_seconds)", "train s", "eval s", "overhead s",
                   "overhead / wall", "train tokens/s"], rows,
                  title=f"roitune sweep, 2 trials, {rows_n} train rows, {eval_n} validation items, "
                        f"{args.threads} torch thread(s) (absolute seconds are noisy; shares are per trial)")
@@ -139,10 +150,10 @@ def main() -> None:
     parts_text = table(["part (bench-side timers; eval: rows are inside eval, the rest inside overhead)"] + [f"trial {t.number} s" for t in trials], part_rows,
                        title="Where the overhead goes")
     after = PARTS[-1].get("finalist test scoring (after the trials)", 0.0)
-    trial_walls = sum(x["train_seconds"] or 0 for x in payload)
+    trial_walls = sum(x["compute_seconds"] or 0 for x in payload)
     print(f"\nsweep command wall {wall:.1f}s: trials {trial_walls:.1f}s, finalist test scoring {after:.1f}s, "
           f"the rest (config, data, study, imports) {wall - trial_walls - after:.1f}s")
-    if len(payload) == 2 and all(x["train_seconds"] for x in payload):
+    if len(payload) == 2 and all(x["compute_seconds"] for x in payload):
         first, second = payload
         print(f"first trial overhead {first['timings'].get('overhead', 0):.1f}s vs second "
               f"{second['timings'].get('overhead', 0):.1f}s (the second reuses the loaded base model)")

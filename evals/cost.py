@@ -1,4 +1,4 @@
-"""Cost and ROI arithmetic, exactly as DESIGN.md "Cost and ROI definitions" states it.
+"""Cost and ROI arithmetic, as README.md ("Cost and ROI") and docs/decision-rule.md define it.
 
 Pure arithmetic on floats (no torch, no network), so the dashboard's sliders recompute
 instantly and every formula is testable in milliseconds. Every dollar figure that enters

@@ -132,9 +132,39 @@ def text_value(value: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def _parse_chat(row: dict) -> tuple[str | None, str | None, str | None]:
-    """(text, label, problem) of one chat row."""
-    messages = row["messages"]
+def message_text(content: object) -> str:
+    """A chat message's text: a string, or the text parts of OpenAI's list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content
+                       if isinstance(part, dict) and part.get("type", "text") == "text")
+    return ""
+
+
+def parse_row(row: dict, text_field: str = "text", label_field: str = "label", *,
+              label_required: bool = True) -> tuple[str | None, str | None, str | None]:
+    """(text, label, problem) of one row of any training format; the one parser of rows.
+
+    Chat rows: the last user message is the text, the last assistant message the label. Other
+    rows: ``text_field`` and ``label_field``. With ``label_required=False`` (predicting, labelling)
+    a missing or empty label is no label, not a problem.
+    """
+    if "messages" in row:
+        return _parse_chat(row["messages"], label_required)
+    text, label = text_value(row.get(text_field)), text_value(row.get(label_field))
+    if text_field not in row:
+        return None, None, f"missing field '{text_field}' (or 'messages')"
+    if text is None:
+        return None, None, f"field '{text_field}': empty or not a string"
+    raw_label = row.get(label_field)
+    if label is None and (label_required or (raw_label is not None and not isinstance(raw_label, str))):
+        missing = label_field not in row and label_required
+        return None, None, f"missing field '{label_field}'" if missing else f"field '{label_field}': empty or not a string"
+    return text, label, None
+
+
+def _parse_chat(messages: object, label_required: bool) -> tuple[str | None, str | None, str | None]:
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         return None, None, "field 'messages': must be a list of {role, content} objects"
     for index, message in enumerate(messages):
@@ -146,9 +176,10 @@ def _parse_chat(row: dict) -> tuple[str | None, str | None, str | None]:
     answers = [m["content"] for m in messages if m["role"] == "assistant"]
     if not users or not text_value(users[-1]):
         return None, None, "field 'messages': no non-empty user message (the text)"
-    if not answers or not text_value(answers[-1]):
+    label = text_value(answers[-1]) if answers else None
+    if label is None and label_required:
         return None, None, "field 'messages': no non-empty assistant message (the label)"
-    return users[-1].strip(), answers[-1].strip(), None
+    return users[-1].strip(), label, None
 
 
 def read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
@@ -223,18 +254,7 @@ def load_examples(
     allowed = set(labels) if labels else None
     examples = []
     for number, row in rows:
-        if "messages" in row:
-            text, label, problem = _parse_chat(row)
-        else:
-            text, label, problem = text_value(row.get(text_field)), text_value(row.get(label_field)), None
-            if text_field not in row:
-                problem = f"missing field '{text_field}' (or 'messages')"
-            elif text is None:
-                problem = f"field '{text_field}': empty or not a string"
-            elif label_field not in row:
-                problem = f"missing field '{label_field}'"
-            elif label is None:
-                problem = f"field '{label_field}': empty or not a string"
+        text, label, problem = parse_row(row, text_field, label_field)
         if problem is None and allowed is not None and label not in allowed:
             problem = f"label {label!r} is not in the label set ({len(allowed)} labels)"
         if problem:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from evals.cost import api_price, hosted_cost_per_item
+from evals.data import message_text
 
 if TYPE_CHECKING:  # the SDK is imported only when a live run starts
     import openai
@@ -638,15 +639,6 @@ def _scrub(text: str, key: str) -> str:
     return text.replace(key, "***") if key else text
 
 
-def _message_text(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content parts: count the text parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
-
-
 def _text_tokens(text: str, count_tokens: Callable[[str], int] | None) -> int:
     # ~4 characters a token is the usual best guess for English with BPE vocabularies.
     return count_tokens(text) if count_tokens is not None else math.ceil(len(text) / 4)
@@ -659,7 +651,7 @@ def _prompt_tokens(
     conservative: bool,
 ) -> int:
     """Prompt tokens of one request: an upper bound for the cap, else a best guess."""
-    texts = [_message_text(m) for m in messages]
+    texts = [message_text(m.get("content")) for m in messages]
     if count_tokens is not None:
         body = sum(count_tokens(t) for t in texts)
     else:

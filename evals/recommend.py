@@ -91,7 +91,8 @@ class Judgement:
             return f"{within} or better ({evidence})"
         if self.standing == "inferior":
             return f"worse than {current.name} by more than {100 * margin:g} point ({evidence})"
-        need = f"; about {self.items_needed:,} items would decide it" if self.items_needed else ""
+        need = f"; about {self.items_needed:,} items would decide it" if self.items_needed else \
+            "; its estimate is already below the margin"
         return f"not shown to be {within} ({evidence}){need}"
 
 
@@ -166,9 +167,11 @@ def judge(r: CandidateRecord, current: Current, data: StudyData, margin: float) 
         variance = _binomial_variance(result.accuracy)
     if difference.lo > -margin:
         return Judgement("non_inferior", difference)
-    if difference.delta <= -margin:
+    if difference.hi < -margin:
         return Judgement("inferior", difference)
-    room = difference.delta + margin  # > 0: more items would narrow the interval above -margin
+    room = difference.delta + margin
+    if room <= 0:  # the estimate itself is beyond the margin: more items would not show non-inferiority
+        return Judgement("undecided", difference)
     return Judgement("undecided", difference, max(difference.n + 1, math.ceil(Z95 ** 2 * variance / room ** 2)))
 
 
@@ -218,7 +221,8 @@ def recommend(ranked: Sequence[Ranked], current: Current, economics: Economics, 
             f"{money(cheapest.roi.monthly_cost)}/month against {money(cheapest.roi.current_monthly_cost)}.",
             None, "keep_current", evidence)
 
-    undecided = [r for r in contenders if r.judgement.standing == "undecided" and r.roi.monthly_savings > 0]
+    undecided = [r for r in contenders
+                 if r.judgement.items_needed is not None and r.roi.monthly_savings > 0]
     if undecided:
         first = undecided[0]
         evidence["undecided"] = _evidence(first)
@@ -231,7 +235,7 @@ def recommend(ranked: Sequence[Ranked], current: Current, economics: Economics, 
     closest = max(contenders, key=lambda r: r.result.accuracy)
     evidence["closest"] = _evidence(closest)
     return Recommendation(
-        f"Keep {current.name}: no candidate is within {100 * margin:g} point of its accuracy "
+        f"Keep {current.name}: no candidate is shown to be within {100 * margin:g} point of its accuracy "
         f"({pct(1 - current.error_rate)}, {PROVENANCE_WORDS[current.provenance]}); the closest, "
         f"{closest.record.label}, is {closest.judgement.words(current, margin)}.", None, "keep_current", evidence)
 

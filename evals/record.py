@@ -323,9 +323,17 @@ def _from_schema_1(attrs: dict[str, Any], *, number: int | None, state: str) -> 
 
 
 def write_trial_record(trial: optuna.Trial, record: CandidateRecord) -> None:
-    """Set a running trial's attributes to ``record`` (may be called again as it progresses)."""
-    for key, value in record.to_attrs().items():
+    """Set a running trial's attributes to ``record`` (may be called again as it progresses).
+
+    Each attribute is its own storage write, and readers (report, dashboard) read running trials:
+    ``schema`` goes last, so a trial whose first record is half-written reads as a schema-1 trial
+    (every field optional) rather than as a broken record.
+    """
+    attrs = record.to_attrs()
+    schema = attrs.pop("schema")
+    for key, value in attrs.items():
         trial.set_user_attr(key, value)
+    trial.set_user_attr("schema", schema)
 
 
 def add_record(study: optuna.Study, record: CandidateRecord, values: Sequence[float] | None) -> int:

@@ -276,6 +276,34 @@ def export(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = 
 
 
 @app.command(rich_help_panel="Ship")
+def meter(bundle: Path = typer.Argument(..., help="A folder written by `roitune export`."),
+          config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
+          trial: Optional[int] = typer.Option(None, "--trial", help="The study trial it came from "
+                                              "(default: the bundle's source.json)."),
+          hardware: Optional[str] = typer.Option(None, "--hardware", help="This machine's row of the price table "
+                                                 "(default: detected, e.g. nvidia-l4, cpu-2core)."),
+          batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+                                                   help="Serving batch size (default: search.serving_batch_size)."),
+          json_out: bool = JsonOpt) -> None:
+    """Time a bundle on this machine and record it: the report then prices it here as measured."""
+    from evals.formatting import money
+    from optimizer.metering import meter_bundle
+
+    with user_errors():
+        cfg = _config(config, overrides)
+        done = meter_bundle(cfg, bundle, trial=trial, hardware=hardware, batch_size=batch_size, console=err)
+    m = done.measurement
+    if json_out:
+        from dataclasses import asdict
+
+        _print_json({**asdict(m), "cost_per_item": done.cost_per_item})
+        return
+    out.print(f"trial {m.number} on {m.hardware}: {m.items_per_second:,.1f} items/s "
+              f"({m.meter.timed_items} items timed at batch {m.meter.batch_size}; {m.measured_on}), "
+              f"{money(done.cost_per_item)} an item; recorded in study '{cfg.study}'", markup=False, highlight=False)
+
+
+@app.command(rich_help_panel="Ship")
 def predict(bundle: Path = typer.Argument(..., help="A folder written by `roitune export`."),
             input_path: Path = typer.Argument(..., metavar="INPUT", help="Chat JSONL, text JSONL or CSV; labels optional."),
             out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the JSON lines here (default: stdout)."),

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "roitune.json")
 CHECKSUMS = "SHA256SUMS"
+SOURCE_FILE = "source.json"
 # Hugging Face ids of the bundled models, for the card's metadata and the vLLM command
 # (a bundled name means nothing outside roitune).
 HUB_IDS = {
@@ -276,6 +277,8 @@ def export_bundle(cfg: Config, which: str, out: Path, *, merge: bool = False, fo
         tokenizer = load_tokenizer(spec.base_model)
         tokenizer.save_pretrained(staging)
         (staging / "labels.json").write_text(json.dumps(list(spec.labels), indent=2) + "\n")
+        # Which study trial this is: `roitune meter` records a throughput measured elsewhere against it.
+        (staging / SOURCE_FILE).write_text(json.dumps({"study": study.study_name, "trial": record.number}) + "\n")
         _write_template(staging, spec, tokenizer)
         _write_cascade_files(staging, record, cascade)
         dequantized = merge and spec.quantization is not None

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 # The training data's row readers: a file that trains also predicts, with the same line numbers.
 from evals.classify import Prediction, PromptTemplate
-from evals.data import DataError, read_rows, text_value
+from evals.data import DataError, message_text, parse_row, read_rows
 from evals.record import Calibration
 from optimizer.adapters import AdapterSpec
 from optimizer.serve import Answer
@@ -49,6 +49,7 @@ class Item:
 class Bundle:
     path: Path
     spec: AdapterSpec
+    trial: int | None = None  # the study trial it was exported from (source.json)
     calibration: Calibration | None = None  # calibration.json: how its confidence was calibrated
     threshold: float | None = None  # cascade.json: answer locally at this calibrated confidence or above
 
@@ -57,9 +58,11 @@ def open_bundle(path: Path) -> Bundle:
     spec_file = path / "roitune.json"
     if not spec_file.is_file():
         raise FileNotFoundError(f"{path} is not a roitune bundle (no roitune.json): make one with `roitune export`")
+    source = path / "source.json"
+    trial = json.loads(source.read_text()).get("trial") if source.is_file() else None
     calibration = path / CALIBRATION_FILE
     cascade = path / CASCADE_FILE
-    return Bundle(path.resolve(), AdapterSpec.from_json(json.loads(spec_file.read_text())),
+    return Bundle(path.resolve(), AdapterSpec.from_json(json.loads(spec_file.read_text())), trial,
                   Calibration.from_dict(json.loads(calibration.read_text())) if calibration.is_file() else None,
                   json.loads(cascade.read_text())["threshold"] if cascade.is_file() else None)
 
@@ -74,35 +77,6 @@ def load_bundle_predictor(bundle: Bundle):
 # -- input ---------------------------------------------------------------------------------
 
 
-def _chat_fields(messages: Any) -> tuple[str | None, str | None, str | None]:
-    """(text, label or None, problem): the last user message, the last assistant message."""
-    if not isinstance(messages, list) or not all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-            for m in messages):
-        return None, None, "field 'messages': must be a list of {role, content} objects with string values"
-    users = [m["content"] for m in messages if m["role"] == "user"]
-    answers = [m["content"] for m in messages if m["role"] == "assistant"]
-    text = text_value(users[-1]) if users else None
-    if text is None:
-        return None, None, "field 'messages': no non-empty user message (the text)"
-    return text, text_value(answers[-1]) if answers else None, None
-
-
-def _row_fields(row: dict, text_field: str, label_field: str) -> tuple[str | None, str | None, str | None]:
-    """(text, label or None, problem) of one row; an absent or empty label is no label."""
-    if "messages" in row:
-        return _chat_fields(row["messages"])
-    text = text_value(row.get(text_field))
-    if text is None:
-        problem = f"missing field '{text_field}' (or 'messages')" if text_field not in row else \
-            f"field '{text_field}': empty or not a string"
-        return None, None, problem
-    label = row.get(label_field)
-    if label is not None and not isinstance(label, str):
-        return None, None, f"field '{label_field}': not a string"
-    return text, text_value(label), None
-
-
 def read_items(path: Path, labels: Sequence[str], *, text_field: str = "text",
                label_field: str = "label") -> list[Item]:
     """Every row of a JSONL or CSV file, label optional; raise DataError listing every bad line."""
@@ -110,7 +84,7 @@ def read_items(path: Path, labels: Sequence[str], *, text_field: str = "text",
     known = set(labels)
     items = []
     for line, row in rows:
-        text, label, problem = _row_fields(row, text_field, label_field)
+        text, label, problem = parse_row(row, text_field, label_field, label_required=False)
         if problem is None and label is not None and label not in known:
             problem = f"label {label!r} is not one of the bundle's {len(known)} labels"
         if problem:
@@ -230,13 +204,6 @@ def write_lines(lines: Iterator[str], out: Path | None, stdout: TextIO) -> None:
 # -- serving -------------------------------------------------------------------------------
 
 
-def _message_text(content: Any) -> str:
-    """A message's text: a string, or OpenAI's list of content parts."""
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text")
-
-
 class BundleClassifier:
     """A bundle behind ``optimizer.serve``: the last user message is the ticket text."""
 
@@ -254,7 +221,7 @@ class BundleClassifier:
         users = [m for m in messages if m["role"] == "user"]
         if not users:
             raise ValueError("no user message: the last user message is the ticket to classify")
-        text = _message_text(users[-1]["content"])
+        text = message_text(users[-1]["content"])
         prediction = self.predictor.predict([text])[0]
         label_tokens = self.tokenizer(prediction.label, add_special_tokens=False)["input_ids"]
         return Answer(prediction.label, prediction.probability, self._prompt_tokens(text), len(label_tokens)), prediction

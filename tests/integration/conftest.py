@@ -14,12 +14,12 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from http_servers import running
 
 from optimizer.serve import Answer, ClassifierServer, make_server
 
@@ -142,24 +142,6 @@ def classifier() -> TfidfClassifier:
     return TfidfClassifier()
 
 
-def _start(server: ThreadingHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    return thread
-
-
-@contextmanager
-def running(server: ThreadingHTTPServer) -> Iterator[ThreadingHTTPServer]:
-    """A bound server serving in a thread while the block runs, then shut down and closed."""
-    _start(server)
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def served(classifier: TfidfClassifier) -> Iterator[ClassifierServer]:
     """The real classifier behind ``make_server`` on 127.0.0.1, any free port."""
@@ -268,10 +250,8 @@ def proxy(served: ClassifierServer) -> Iterator[FaultProxy]:
     state = FaultProxy(upstream=served.base_url)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _proxy_handler(state))
     server.daemon_threads = True
-    _start(server)
-    host, port = server.server_address[:2]
-    state.base_url = f"http://{host}:{port}/v1"
-    yield state
-    server.shutdown()
-    server.server_close()
+    with running(server):
+        host, port = server.server_address[:2]
+        state.base_url = f"http://{host}:{port}/v1"
+        yield state
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_support import assert_one_line_error, ok, roitune
-from conftest import TfidfClassifier, running
+from conftest import TfidfClassifier
+from http_servers import running
 from sweep_fixtures import tiny_config, write_tiny_model
 
 import evals.hosted as hosted

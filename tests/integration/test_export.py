@@ -20,11 +20,8 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +29,7 @@ import openai
 import pytest
 import yaml
 from cli_support import assert_one_line_error, ok, roitune
+from http_servers import running
 
 pytestmark = pytest.mark.slow
 
@@ -350,6 +348,29 @@ def test_qlora_merges_dequantised_and_a_classifier_head_points_to_roitune_serve(
     assert agree == 1.0 if head == "classifier" else agree >= 0.9
 
 
+# -- meter ---------------------------------------------------------------------------------
+
+
+def test_meter_on_the_serving_hardware_makes_its_price_measured(sweep, trial, bundle):
+    """A throughput timed on one machine prices a candidate on another only as an estimate;
+    `roitune meter` on the serving hardware records the throughput measured there."""
+    before = json.loads(ok("report", *sweep.flags(), "--set", "economics.hardware=nvidia-l4", "--json").stdout)
+    assert {r["cost_provenance"] for r in before["candidates"]} == {"estimated"}  # all timed on this CPU
+
+    # This machine stands in for an L4 (--hardware declares it); the trial comes from source.json.
+    done = json.loads(ok("meter", str(bundle.path), *sweep.flags(), "--hardware", "nvidia-l4", "--json").stdout)
+
+    assert (done["number"], done["hardware"]) == (trial.number, "nvidia-l4")
+    assert done["items_per_second"] > 0 and done["meter"]["timed_items"] >= 64
+    assert "declared nvidia-l4" in done["measured_on"]
+    after = json.loads(ok("report", *sweep.flags(), "--set", "economics.hardware=nvidia-l4", "--json").stdout)
+    rows = {r["trial_number"]: r for r in after["candidates"]}
+    assert rows[trial.number]["cost_provenance"] == "measured"
+    assert rows[trial.number]["cost_per_item"] == pytest.approx(0.805 / (3600 * done["items_per_second"]))
+    assert rows[sweep.baseline_trial]["cost_provenance"] == "estimated"  # not metered there
+    assert "roitune meter" in rows[sweep.baseline_trial]["cost_source"]
+
+
 # -- predict -------------------------------------------------------------------------------
 
 
@@ -409,17 +430,10 @@ def bundle_classifier(bundle):
     return BundleClassifier(found, load_bundle_predictor(found))
 
 
-@contextmanager
-def running(classifier, **limits) -> Iterator:
+def serving(classifier, **limits):
     from optimizer.serve import make_server
 
-    server = make_server(classifier, port=0, **limits)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    return running(make_server(classifier, port=0, **limits))
 
 
 def raw_post(server, body: bytes) -> int:
@@ -441,7 +455,7 @@ def conversation(text: str) -> list[dict]:
 
 def test_the_openai_sdk_gets_labels_and_usage_from_the_served_bundle(bundle_classifier, predicted, test_texts):
     texts, expected = test_texts[:8], [line["label"] for line in predicted.lines[:8]]
-    with running(bundle_classifier) as server:
+    with serving(bundle_classifier) as server:
         client = openai.OpenAI(api_key="unused", base_url=server.base_url, max_retries=0, timeout=300)
         assert [m.id for m in client.models.list()] == ["bundle"]
 
@@ -464,7 +478,7 @@ def test_the_openai_sdk_gets_labels_and_usage_from_the_served_bundle(bundle_clas
 
 
 def test_an_oversize_body_is_refused(bundle_classifier):
-    with running(bundle_classifier, max_body_bytes=2_000) as server:
+    with serving(bundle_classifier, max_body_bytes=2_000) as server:
         big = {"model": "bundle", "messages": [{"role": "user", "content": "x" * 5_000}]}
         assert raw_post(server, json.dumps(big).encode()) == 413
 
@@ -476,7 +490,7 @@ def test_the_hosted_client_scores_the_served_bundle_like_predict(sweep, bundle_c
 
     monkeypatch.setenv("ROITUNE_TEST_SERVE_KEY", "unused")
     examples = load_examples(sweep.test_file)
-    with running(bundle_classifier) as server:
+    with serving(bundle_classifier) as server:
         spec = HostedSpec(base_url=server.base_url, model="bundle", api_key_env="ROITUNE_TEST_SERVE_KEY",
                           input_price_per_mtok=0.1, output_price_per_mtok=0.4, concurrency=4, timeout_s=300)
         result = run_hosted(spec, [conversation(e.text) for e in examples], [e.label for e in examples],

@@ -9,23 +9,13 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import openai
 import pytest
+from http_servers import running
 
 from optimizer.serve import Answer, ClassifierServer, make_server
-
-
-@contextmanager
-def _running(server: ClassifierServer) -> Iterator[ClassifierServer]:
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _client(server: ClassifierServer) -> openai.OpenAI:
@@ -125,7 +115,7 @@ def test_bad_requests_get_400_json_and_the_connection_keeps_working(
 
 
 def test_oversize_body_is_413_and_the_server_keeps_answering(classifier, tickets):
-    with _running(make_server(classifier, max_body_bytes=2_000)) as server:
+    with running(make_server(classifier, max_body_bytes=2_000)) as server:
         big = {"model": "m", "messages": [{"role": "user", "content": "x" * 5_000}]}
         status, error = _raw(server, "POST", "/v1/chat/completions", json.dumps(big).encode())
         _assert_error(status, error, 413)
@@ -167,7 +157,7 @@ def test_missing_content_length_is_411(served):
 def test_a_client_that_stops_sending_gets_408_and_others_are_still_served(classifier, tickets):
     import socket
 
-    with _running(make_server(classifier, read_timeout_s=0.5)) as server:
+    with running(make_server(classifier, read_timeout_s=0.5)) as server:
         stalled = socket.create_connection(server.server_address[:2], timeout=10)
         stalled.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\"")
@@ -200,7 +190,7 @@ class _Flaky:
 
 @pytest.fixture
 def flaky_server(classifier) -> Iterator[ClassifierServer]:
-    with _running(make_server(_Flaky(classifier))) as server:
+    with running(make_server(_Flaky(classifier))) as server:
         yield server
 
 
@@ -241,7 +231,7 @@ class _Watched:
 
 def test_16_concurrent_requests_are_all_answered_one_classify_at_a_time(classifier, tickets):
     watched = _Watched(classifier)
-    with _running(make_server(watched)) as server:
+    with running(make_server(watched)) as server:
         client = _client(server)
         jobs = [(tickets.conversations[i % 8], tickets.gold[i % 8]) for i in range(16)]
 

@@ -17,7 +17,8 @@ import optuna
 import pytest
 import yaml
 
-from evals.results import load_existing_study, sweep_trials
+from evals.record import sweep_trials
+from evals.storage import load_existing_study
 from reliability_support import REPO, CliRun, roitune
 from sweep_fixtures import tiny_config
 

@@ -23,7 +23,8 @@ import optuna
 import pytest
 
 import optimizer.trial  # noqa: F401  (torch, transformers, peft: imported before any worker starts)
-from evals.results import load_existing_study, storage_for, sweep_trials
+from evals.record import read_record, sweep_trials
+from evals.storage import load_existing_study, storage_for
 from reliability_support import CliRun, roitune
 from sweep_fixtures import tiny_config
 
@@ -50,6 +51,9 @@ def wait_for_trial_in_training(storage_url: str, study: str, number: int, worker
         except KeyError:  # the study does not exist yet
             trials = []
         found = next((t for t in trials if t.number == number), None)
+        # A trial writes its record before it trains, one attribute at a time (evals.record's
+        # write_trial_record), so this waits for the settings attribute itself rather than reading
+        # a record that may still be half written.
         if found is not None and found.state == RUNNING and "settings" in found.user_attrs:
             return found
         time.sleep(0.1)
@@ -62,11 +66,11 @@ def kill(worker: subprocess.Popen) -> None:
     assert worker.returncode == -signal.SIGKILL
 
 
-def assert_killed_trial_was_retried(trials, victim: int) -> optuna.trial.FrozenTrial:
+def assert_killed_trial_was_retried(study: optuna.Study, trials, victim: int) -> optuna.trial.FrozenTrial:
     by_number = {t.number: t for t in trials}
     killed = by_number[victim]
     assert killed.state == FAIL, killed.state
-    assert "fail_reason" not in killed.user_attrs  # no exception: the heartbeat failed it
+    assert read_record(study, killed).fail_reason is None  # no exception: the heartbeat failed it
     copies = [t for t in trials if victim in t.system_attrs.get("retry_history", [])]
     assert len(copies) == 1, [(t.number, t.state, t.system_attrs) for t in trials]
     [copy] = copies
@@ -76,23 +80,24 @@ def assert_killed_trial_was_retried(trials, victim: int) -> optuna.trial.FrozenT
     return copy
 
 
-def assert_adapters_intact(trials, storage_url: str, study: str) -> None:
+def assert_adapters_intact(study: optuna.Study, trials) -> None:
     """Every COMPLETE trial has its own whole adapter folder, which reproduces its score."""
     from evals.data import load_examples
     from optimizer.adapters import AdapterSpec, load_predictor
 
-    complete = [t for t in trials if t.state == COMPLETE]
-    paths = [Path(t.user_attrs["adapter_path"]) for t in complete]
+    complete = [read_record(study, t) for t in trials if t.state == COMPLETE]
+    paths = [Path(r.adapter_path) for r in complete]
     assert len(set(paths)) == len(paths), paths  # none shared, none duplicated
-    for trial, path in zip(complete, paths):
-        assert not path.name.endswith(".partial") and path.name == f"trial-{trial.number:04d}", path
+    for record, path in zip(complete, paths):
+        assert not path.name.endswith(".partial") and path.name == f"trial-{record.number:04d}", path
         assert {"adapter_config.json", "adapter_model.safetensors", "roitune.json"} <= {p.name for p in path.iterdir()}
         spec = AdapterSpec.from_json(json.loads((path / "roitune.json").read_text()))
         predictor = load_predictor(spec, path)
         validation = load_examples(path.parents[2] / "data" / "validation.jsonl")
         predicted = [p.label for p in predictor.predict([e.text for e in validation])]
         accuracy = sum(p == e.label for p, e in zip(predicted, validation)) / len(validation)
-        assert accuracy == pytest.approx(trial.user_attrs["validation_scores"]["accuracy"], abs=1e-9)
+        assert record.validation.items is None  # every validation item was scored, as here
+        assert accuracy == pytest.approx(record.validation.accuracy, abs=1e-9)
 
 
 def sweep_command(config: Path, trials: int, *extra: str) -> list[str]:
@@ -119,12 +124,13 @@ def test_sqlite_worker_killed_mid_trial_then_restarted(tmp_path, tiny_model):
     summary = json.loads(restart.stdout)
     assert summary["finished"] == 3, summary["stop_reason"]
 
-    trials = sweep_trials(load_existing_study(storage, "demo"))
-    assert_killed_trial_was_retried(trials, victim.number)
+    study = load_existing_study(storage, "demo")
+    trials = sweep_trials(study)
+    assert_killed_trial_was_retried(study, trials, victim.number)
     assert sum(t.state == COMPLETE for t in trials) == 3
     assert len(trials) == 4  # three results plus the killed attempt, nothing run twice
     assert not any(t.state == RUNNING for t in trials)
-    assert_adapters_intact(trials, storage, "demo")
+    assert_adapters_intact(study, trials)
     assert not stray.exists()  # the killed trial's half-saved adapter was cleaned up
 
 
@@ -156,8 +162,9 @@ def test_postgres_two_workers_one_killed(tmp_path, tiny_model, postgres_url):
     summary = json.loads(run.stdout)
     assert summary["finished"] == 2, summary["stop_reason"]
 
-    trials = sweep_trials(load_existing_study(postgres_url, "killed-worker"))
-    assert_killed_trial_was_retried(trials, victim.number)
+    study = load_existing_study(postgres_url, "killed-worker")
+    trials = sweep_trials(study)
+    assert_killed_trial_was_retried(study, trials, victim.number)
     assert sum(t.state == COMPLETE for t in trials) == 2 and len(trials) == 3
     assert not any(t.state == RUNNING for t in trials)
-    assert_adapters_intact(trials, postgres_url, "killed-worker")
+    assert_adapters_intact(study, trials)

@@ -14,7 +14,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from evals.results import load_existing_study, sweep_trials
+from evals.record import read_record, sweep_trials
+from evals.storage import load_existing_study
 from reliability_support import StudyFiles, roitune
 from sweep_fixtures import tiny_config
 
@@ -64,12 +65,14 @@ def test_out_of_memory_trial_fails_with_its_reason_and_the_sweep_goes_on(tmp_pat
     assert run.exit_code == 0 and run.exception is None, (run.stderr, run.exception)
     assert json.loads(run.stdout)["finished"] == 2
 
-    first, second = sweep_trials(load_existing_study(f"sqlite:///{tmp_path / 'study.db'}", "demo"))
+    study = load_existing_study(f"sqlite:///{tmp_path / 'study.db'}", "demo")
+    first, second = sweep_trials(study)
     assert first.params["rank"] == HUGE_RANK and first.state == FAIL
-    reason = first.user_attrs["fail_reason"]
+    failed = read_record(study, first)
+    reason = failed.fail_reason
     assert reason.startswith("RuntimeError: ") and "allocate" in reason and "\n" not in reason, reason
     assert f"trial {first.number} failed: RuntimeError" in run.stderr
-    assert first.user_attrs["train_dollars"] > 0  # a failed trial's compute still counts
+    assert failed.compute_dollars > 0  # a failed trial's compute still counts
     assert not (tmp_path / "runs" / "demo" / f"trial-{first.number:04d}").exists()
 
     assert second.params["rank"] == 4 and second.state == COMPLETE
@@ -78,13 +81,15 @@ def test_out_of_memory_trial_fails_with_its_reason_and_the_sweep_goes_on(tmp_pat
     from evals.data import load_examples
     from optimizer.adapters import AdapterSpec, load_predictor
 
-    adapter = Path(second.user_attrs["adapter_path"])
+    done = read_record(study, second)
+    adapter = Path(done.adapter_path)
     assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 4
     predictor = load_predictor(AdapterSpec.from_json(json.loads((adapter / "roitune.json").read_text())), adapter)
     validation = load_examples(tmp_path / "data" / "validation.jsonl")
     predicted = [p.label for p in predictor.predict([e.text for e in validation])]
     accuracy = sum(p == e.label for p, e in zip(predicted, validation)) / len(validation)
-    assert accuracy == pytest.approx(second.user_attrs["validation_scores"]["accuracy"], abs=1e-9)
+    assert done.validation.items is None  # every validation item was scored, as here
+    assert accuracy == pytest.approx(done.validation.accuracy, abs=1e-9)
 
 
 def test_nan_loss_fails_the_trial_with_its_reason_and_writes_no_adapter(tmp_path, tiny_model):
@@ -93,11 +98,13 @@ def test_nan_loss_fails_the_trial_with_its_reason_and_writes_no_adapter(tmp_path
     run = roitune("sweep", "-c", config, "--json")
     assert run.exit_code == 0 and run.exception is None, (run.stderr, run.exception)
     assert json.loads(run.stdout)["finished"] == 1
-    [trial] = sweep_trials(load_existing_study(f"sqlite:///{tmp_path / 'study.db'}", "demo"))
+    study = load_existing_study(f"sqlite:///{tmp_path / 'study.db'}", "demo")
+    [trial] = sweep_trials(study)
     assert trial.state == FAIL
-    assert trial.user_attrs["fail_reason"].startswith("TrainingDiverged: loss became nan") or \
-        trial.user_attrs["fail_reason"].startswith("TrainingDiverged: loss became inf"), trial.user_attrs
-    assert "adapter_path" not in trial.user_attrs
+    record = read_record(study, trial)
+    assert record.fail_reason.startswith(("TrainingDiverged: loss became nan",
+                                          "TrainingDiverged: loss became inf")), record
+    assert record.adapter_path is None
     assert not list((tmp_path / "runs" / "demo").glob("trial-*"))  # no adapter, no .partial
 
 

@@ -80,7 +80,8 @@ def test_the_planted_api_key_appears_in_no_output(study: StudyFiles, monkeypatch
     assert f"Bearer {PLANTED_KEY}" in study.auth_headers
     report = roitune("report", "-c", study.config, "--json", "--html", tmp_path / "report.html")
     assert report.exit_code == 0, report.stderr
-    assert any(c["name"] == "baseline:hosted:keyword-classifier" for c in json.loads(report.stdout)["candidates"])
+    assert any(c["name"] == "hosted:keyword-classifier" and c["kind"] == "baseline" and c["hosted"]
+               for c in json.loads(report.stdout)["candidates"])
 
     texts: dict[str, str] = {}
     for run in [*study.outputs, report]:
@@ -102,9 +103,9 @@ def test_the_planted_api_key_appears_in_no_output(study: StudyFiles, monkeypatch
 
 
 def test_a_storage_password_is_never_printed(study: StudyFiles, monkeypatch):
-    import evals.results
+    import evals.storage
 
-    monkeypatch.setattr(evals.results.time, "sleep", lambda s: None)  # no waiting between retries
+    monkeypatch.setattr(evals.storage.time, "sleep", lambda s: None)  # no waiting between retries
     url = f"postgresql://roitune:{PASSWORD}@127.0.0.1:{free_port()}/roitune?sslmode=disable&password={PASSWORD}"
     outputs = []
     for args in (["report", "-c", study.config, "--json", "--set", f"storage={url}"],
@@ -124,7 +125,7 @@ def test_a_storage_password_is_never_printed(study: StudyFiles, monkeypatch):
 def test_redact_url_hides_every_password_form():
     from sqlalchemy.engine import make_url
 
-    from evals.results import redact_url
+    from evals.storage import redact_url
 
     for url in ["postgresql://u:pw1@h:5432/db", "postgresql+psycopg://u:pw%401@h/db", "postgresql://u:p:w:1@h/db",
                 "postgresql://u:pw1@h/db?sslmode=require&password=pw1", "postgresql://h/db?PASSWORD=pw1"]:

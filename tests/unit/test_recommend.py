@@ -192,3 +192,14 @@ def test_a_cpu_measured_candidate_priced_for_an_l4_is_an_estimate():
     assert on_l4.cost_provenance == "estimated"
     assert on_l4.cost_per_item == pytest.approx(0.805 / (3600 * 500))
     assert "measured on this machine" in on_l4.cost_source and "roitune meter" in on_l4.cost_source
+
+
+def test_an_estimate_below_the_margin_on_few_items_is_not_called_worse():
+    few = record("classical", Kind.baseline, wrong=2, cost_per_item=1e-7, items=list(range(0, N, 50)))  # 6 of 8
+
+    _, ranked, rec = decide([few], DATA, Economics(current_error_rate=0.10), compute_dollars=0)
+
+    judged = ranked[0].judgement
+    assert judged.standing == "undecided" and judged.items_needed is None  # -15 points, CI reaching above -1
+    assert rec.reason == "keep_current"
+    assert "worse than" not in rec.sentence and "its estimate is already below the margin" in rec.sentence

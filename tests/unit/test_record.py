@@ -22,6 +22,7 @@ from evals.record import (
     records,
     remember_data,
     study_data,
+    write_trial_record,
 )
 from evals.storage import directions, objective_values, open_study, redact_url
 
@@ -183,3 +184,18 @@ def test_the_most_probable_labels_are_kept_per_item():
     assert result.top_labels == [[11, 10, 9, 8, 7, 6, 5, 4]]  # TOP_K = 8, most probable first
     assert result.top_probs[0][0] == pytest.approx(12 / 78) and len(result.top_probs[0]) == 8
     assert SplitResult.of(score(["l11"], predicted, labels), predicted, labels).top_labels is None
+
+
+def test_a_trial_whose_record_is_half_written_still_reads(tmp_path):
+    """Readers see running trials while their record is written one attribute at a time."""
+    import optuna
+
+    study = open_study(f"sqlite:///{tmp_path / 'study.db'}", "t", "roi")
+    trial = study.ask()
+    trial.set_user_attr("kind", "trial")  # the first write of a record in progress
+
+    [read] = records(study)
+    assert (read.kind, read.state, read.validation) == (Kind.trial, "RUNNING", None)
+    write_trial_record(trial, CandidateRecord(kind=Kind.trial, name="trial 0: lora", method="lora"))
+    assert records(study)[0].name == "trial 0: lora" and study.trials[0].user_attrs["schema"] == SCHEMA_VERSION
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
