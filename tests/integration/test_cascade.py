@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_support import assert_one_line_error, ok, roitune
-from conftest import TfidfClassifier
 from http_servers import running
 from sweep_fixtures import tiny_config, write_tiny_model
+from tfidf_classifier import TfidfClassifier
 
 import evals.hosted as hosted
 from evals.data import load_examples
