@@ -79,25 +79,30 @@ def _options(local: CandidateRecord, found: list[CandidateRecord], current: Curr
 
 
 def build_cascades(study: optuna.Study, economics: Economics, *, objective: str, seed: int = 0,
-                   console: Console | None = None) -> CascadeSummary:
+                   console: Console | None = None, every_pair: bool = True) -> CascadeSummary:
     """Calibrate the study's local candidates and record the cascades worth it (validation decides;
-    each is scored on test once, with the threshold chosen)."""
+    each is scored on test once, with the threshold chosen). ``console`` hears about every pair
+    considered, or with ``every_pair=False`` (the end of a sweep) only the cascades recorded."""
     summary = CascadeSummary(calibrated=calibrate_candidates(study))
     data = study_data(study)
     found = priced(records(study, states=["COMPLETE"]), economics, measurements(study))
     current = Current.of(economics, found)
     existing = {(r.cascade.local_number, r.cascade.fallback_number) for r in found if r.cascade is not None}
+    recorded_lines = []
     for local in [r for r in found if is_local(r)]:
         chosen, notes = _options(local, found, current, data, economics, seed)
         summary.notes += notes
         for record in chosen:
             if (record.cascade.local_number, record.cascade.fallback_number) in existing:
-                summary.notes.append(f"{record.name}: already in the study")
+                summary.notes.append(f"{record.name.removeprefix('cascade: ')}: already in the study")
                 continue
             values = objective_values(objective, economics, record.validation.accuracy,
                                       objective_quality(record.validation), record.cost_per_item)
             summary.recorded.append(add_record(study, record, values))
+            recorded_lines.append(f"recorded {record.name}: {record.cascade.coverage:.0%} answered locally at "
+                                  f"confidence >= {record.cascade.threshold:.3f}")
     if console is not None:
-        for note in summary.notes:
-            console.print(f"cascade {note}", markup=False, highlight=False)
+        lines = [f"cascade {note}" for note in summary.notes] if every_pair else recorded_lines
+        for line in lines:
+            console.print(line, markup=False, highlight=False)
     return summary

@@ -345,6 +345,9 @@ def serve(bundle: Path = typer.Argument(..., help="A folder written by `roitune 
         classifier = BundleClassifier(found, load_bundle_predictor(found))
         if escalate is not None:
             classifier = CascadeClassifier(classifier, escalate[0])
+            e = escalate[0]
+            err.print(f"escalating below confidence {e.threshold:g} to {e.spec.model} at {e.spec.base_url} "
+                      f"(at most ${e.spec.max_dollars:g})", markup=False, highlight=False)
         serve_forever(classifier, host, port, read_timeout_s=read_timeout, on_ready=lambda server: err.print(
             f"serving {classifier.model_id} at {server.base_url}  (Ctrl+C stops it)", markup=False, highlight=False))
 

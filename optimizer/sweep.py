@@ -143,7 +143,7 @@ def run_sweep(cfg: Config, *, console: Console, on_step=None) -> SweepSummary:
     summary.compute_dollars = compute_dollars(study)
     summary.tested = score_finalists(study, bench)
     summary.cascades = build_cascades(study, cfg.economics, objective=spec.objective, seed=cfg.seed,
-                                      console=console).recorded
+                                      console=console, every_pair=False).recorded
     return summary
 
 
