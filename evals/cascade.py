@@ -231,13 +231,13 @@ def build(local: CandidateRecord, fallback: CandidateRecord | None, data: StudyD
     test = None if tested is None else result_at(tested, best.threshold, data, "test", assumed=assumed, seed=seed)
     parts = CascadeParts(
         local=local.label, local_number=local.number, fallback=fallback_name,
-        fallback_number=None if fallback is None else fallback.number, threshold=round(best.threshold, 6),
+        fallback_number=None if fallback is None else fallback.number, threshold=best.threshold,
         coverage=best.coverage,
         test_coverage=None if tested is None else float((tested.confidence >= best.threshold).mean()),
         assumed_fallback_accuracy=assumed_accuracy if assumed else None)
     details = {"assumption": ASSUMPTION.format(accuracy=f"{assumed_accuracy:.1%}")} if assumed else {}
     record = CandidateRecord(
-        kind=Kind.cascade, name=f"cascade: {what}", method="cascade",
+        kind=Kind.cascade, name=what, method="cascade",
         settings={"local": local.label, "fallback": fallback_name, "threshold": parts.threshold},
         validation=valid, test=test, cost_per_item=best.cost_per_item, cost_provenance="measured",
         cost_source=cost_source(parts), items_per_second=local.items_per_second, measured_on=local.measured_on,

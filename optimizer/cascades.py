@@ -94,12 +94,12 @@ def build_cascades(study: optuna.Study, economics: Economics, *, objective: str,
         summary.notes += notes
         for record in chosen:
             if (record.cascade.local_number, record.cascade.fallback_number) in existing:
-                summary.notes.append(f"{record.name.removeprefix('cascade: ')}: already in the study")
+                summary.notes.append(f"{record.name}: already in the study")
                 continue
             values = objective_values(objective, economics, record.validation.accuracy,
                                       objective_quality(record.validation), record.cost_per_item)
             summary.recorded.append(add_record(study, record, values))
-            recorded_lines.append(f"recorded {record.name}: {record.cascade.coverage:.0%} answered locally at "
+            recorded_lines.append(f"recorded cascade {record.name}: {record.cascade.coverage:.0%} answered locally at "
                                   f"confidence >= {record.cascade.threshold:.3f}")
     if console is not None:
         lines = [f"cascade {note}" for note in summary.notes] if every_pair else recorded_lines
