@@ -239,7 +239,7 @@ def build(local: CandidateRecord, fallback: CandidateRecord | None, data: StudyD
     record = CandidateRecord(
         kind=Kind.cascade, name=what, method="cascade",
         settings={"local": local.label, "fallback": fallback_name, "threshold": parts.threshold},
-        validation=valid, test=test, cost_per_item=best.cost_per_item, cost_provenance="measured",
+        validation=valid, test=test, cost_per_item=best.cost_per_item, cost_provenance=_provenance(local, fallback),
         cost_source=cost_source(parts), items_per_second=local.items_per_second, measured_on=local.measured_on,
         measured_hardware=local.measured_hardware, hosted=False, caps=local.caps, details=details, cascade=parts)
     return record, f"{what}: {best.coverage:.0%} answered locally at confidence >= {best.threshold:.3f}"
@@ -259,10 +259,14 @@ def priced(cascade: CandidateRecord, by_number: dict[int, CandidateRecord], econ
             fallback is None or fallback.cost_per_item is None)):
         return cascade
     fallback_cost = economics.current_cost_per_item if parts.assumed else fallback.cost_per_item
-    estimated = any(p is not None and p.cost_provenance == "estimated" for p in (local, fallback))
-    provenance = "estimated" if estimated else cascade.cost_provenance
     return replace(cascade, cost_per_item=local.cost_per_item + (1 - parts.coverage) * fallback_cost,
-                   cost_provenance=provenance, items_per_second=local.items_per_second)
+                   cost_provenance=_provenance(local, fallback), items_per_second=local.items_per_second)
+
+
+def _provenance(local: CandidateRecord, fallback: CandidateRecord | None) -> str:
+    """Estimated when either part's price is (measured on other hardware, or counted tokens)."""
+    estimated = any(p is not None and p.cost_provenance == "estimated" for p in (local, fallback))
+    return "estimated" if estimated else "measured"
 
 
 def threshold_curve(cascade: CandidateRecord, by_number: dict[int, CandidateRecord], data: StudyData,
