@@ -90,6 +90,9 @@ def run_sweep(cfg: Config, *, console: Console, on_step=None) -> SweepSummary:
     remember_data(study, splits.labels, splits.validation, splits.test)
     run_dir = Path(cfg.runs_dir) / cfg.study
     bench = Workbench(cfg, splits, run_dir, cfg.economics.hardware_price(), on_step=on_step)
+    cap = bench.eval_set.cap()
+    if cap is not None:
+        console.print(f"[yellow]cap:[/] search.max_eval_items: trials are checked and scored on {cap.text()}")
     summary = SweepSummary(stop_reason="", finished=finished_count(study))
     started = time.monotonic()
 

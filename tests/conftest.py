@@ -25,6 +25,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("ROITUNE_CACHE", str(Path.home() / ".cache" / "roitune-test"))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Shared by the integration and the reliability tests: the hosted fakes (a real TF-IDF model behind
+# optimizer.serve, a fault-injecting proxy) and a real PostgreSQL server.
+pytest_plugins = ["hosted_fakes", "postgres_server"]
 SMOLLM = "smollm2-135m-instruct"
 
 

@@ -11,17 +11,11 @@ import pytest
 
 from evals.record import read_record, sweep_trials
 from evals.storage import load_existing_study
-from postgres_server import available, postgres_server
+from postgres_server import available
 from sweep_fixtures import tiny_config, write_tiny_model
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow,
               pytest.mark.skipif(available() is not None, reason=str(available()))]
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    with postgres_server() as url:
-        yield url
 
 
 def test_two_workers_share_one_study_and_run_each_trial_once(tmp_path, smollm_tokenizer, postgres_url):

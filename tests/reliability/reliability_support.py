@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import threading
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from sweep_fixtures import TINY_LABELS
+
 HERE = Path(__file__).resolve().parent
-INTEGRATION = HERE.parent / "integration"
 REPO = HERE.parents[1]
-if str(INTEGRATION) not in sys.path:
-    sys.path.insert(0, str(INTEGRATION))
-
-from sweep_fixtures import TINY_LABELS  # noqa: E402
-
-
-
-def integration_conftest():
-    """tests/integration/conftest.py under its own module name: its hosted-API fault-proxy
-    fixtures and FaultProxy are reused here."""
-    name = "roitune_integration_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, INTEGRATION / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 PLANTED_KEY = "sk-test-PLANTED-KEY-4242"
@@ -52,12 +32,6 @@ class KeywordClassifier:
         label = next((label for label, words in sorted(TINY_LABELS.items()) if any(w in text for w in words)),
                      self.labels[0])
         return Answer(label, 0.9, len(text.split()) + 1, 1)
-
-
-def start_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    return thread
 
 
 @dataclass

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from evals.data import DataError, Example, PreferencePair, load_examples, load_preferences
 from optimizer.config import Config, ConfigError, load_config
-from reliability_support import KeywordClassifier, roitune, start_in_thread
+from http_servers import running
+from reliability_support import KeywordClassifier, roitune
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WORK = Path(tempfile.mkdtemp(prefix="roitune-fuzz-"))
@@ -236,11 +237,8 @@ def test_load_config_on_arbitrary_set_flags(flags):
 def server():
     from optimizer.serve import make_server
 
-    server = make_server(KeywordClassifier(), max_body_bytes=20_000)
-    start_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running(make_server(KeywordClassifier(), max_body_bytes=20_000)) as server:
+        yield server
 
 
 methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "get", "FOO"]) \

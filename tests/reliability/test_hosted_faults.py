@@ -16,7 +16,8 @@ import pytest
 
 import evals.hosted as hosted
 from evals.hosted import HostedError, HostedSpec, run_hosted
-from reliability_support import integration_conftest, start_in_thread
+from hosted_fakes import FaultProxy, proxy_handler
+from http_servers import running
 
 KEY_ENV = "ROITUNE_RELIABILITY_FAULT_KEY"
 IN_PRICE, OUT_PRICE = 3.0, 15.0
@@ -33,9 +34,8 @@ def resetting_proxy(served) -> Iterator:
     """The integration FaultProxy, plus two faults: ``reset`` (RST before forwarding: the
     provider never sees the call) and ``billed-reset`` (forwarded and billed, then RST instead
     of the reply)."""
-    faults = integration_conftest()
-    state = faults.FaultProxy(upstream=served.base_url)
-    base = faults._proxy_handler(state)
+    state = FaultProxy(upstream=served.base_url)
+    base = proxy_handler(state)
 
     class Handler(base):
         def _answer(self, fault, body):
@@ -55,12 +55,10 @@ def resetting_proxy(served) -> Iterator:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    start_in_thread(server)
-    host, port = server.server_address[:2]
-    state.base_url = f"http://{host}:{port}/v1"
-    yield state
-    server.shutdown()
-    server.server_close()
+    with running(server):
+        host, port = server.server_address[:2]
+        state.base_url = f"http://{host}:{port}/v1"
+        yield state
 
 
 def _run(proxy, tickets, cache: Path, **overrides):

@@ -1,4 +1,5 @@
-"""A real PostgreSQL server on loopback for the tests that share a study between workers.
+"""A real PostgreSQL server on loopback for the tests that share a study between workers
+(a pytest plugin: tests/conftest.py loads its ``postgres_url`` fixture).
 
 Uses Debian's ``postgresql`` package (``make test`` installs it): a throw-away cluster in a
 temp folder, started with ``pg_ctl`` on a free port, stopped at the end of the session.
@@ -16,6 +17,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+import pytest
 
 
 def _bin(name: str) -> str | None:
@@ -61,3 +64,13 @@ def postgres_server() -> Iterator[str]:
         subprocess.run([*as_postgres, _bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True, timeout=60)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server on loopback for the session (skips when none is installed)."""
+    reason = available()
+    if reason is not None:
+        pytest.skip(reason)
+    with postgres_server() as url:
+        yield url

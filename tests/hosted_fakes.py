@@ -1,4 +1,6 @@
-"""Fixtures for the hosted-client and serve tests: a real (small) model behind real HTTP.
+"""Fixtures for the hosted-client, serve and fault tests: a real (small) model behind real HTTP.
+
+A pytest plugin (tests/conftest.py loads it), so the integration and reliability tests share it.
 
 The answering model is a TF-IDF + logistic-regression classifier trained here on hand-written
 support tickets, served by ``optimizer.serve.make_server``. In front of it, ``FaultProxy`` is a
@@ -157,7 +159,7 @@ class FaultProxy:
             self.paid_completion_tokens += usage["completion_tokens"]
 
 
-def _proxy_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+def proxy_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
@@ -222,7 +224,7 @@ def _proxy_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 def proxy(served: ClassifierServer) -> Iterator[FaultProxy]:
     """A ``FaultProxy`` in front of the served classifier; ``proxy.base_url`` for clients."""
     state = FaultProxy(upstream=served.base_url)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _proxy_handler(state))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), proxy_handler(state))
     server.daemon_threads = True
     with running(server):
         host, port = server.server_address[:2]
