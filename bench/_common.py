@@ -190,3 +190,45 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {message}", file=sys.stderr, flush=True)
+
+
+def memoise_embeddings(min_texts: int = 500) -> None:
+    """Make ``evals.baselines.embed`` remember its result for a large list of texts: two arms that
+    embed the same train queries (an embedding baseline and a retriever, or a stand-in model) pay
+    that once. Same function, same inputs, same numbers: a bench-side cache only."""
+    import evals.baselines as ladder
+
+    original, memo = ladder.embed, {}
+
+    def embed_once(encoder, tokenizer, texts, *, batch_size=64):
+        key = (encoder.config.name_or_path, tuple(texts)) if len(texts) >= min_texts else None
+        if key is not None and key in memo:
+            return memo[key]
+        out = original(encoder, tokenizer, texts, batch_size=batch_size)
+        if key is not None:
+            memo[key] = out
+        return out
+
+    ladder.embed = embed_once
+
+
+def run_commands(commands: dict[str, list[str]], load: LoadSampler) -> tuple[dict[str, str], dict[str, float]]:
+    """Run ``roitune`` commands in-process, in order; their outputs and wall seconds. Stops the
+    benchmark at the first that fails, showing its output."""
+    from typer.testing import CliRunner
+
+    from optimizer.cli import app
+
+    runner, outputs, walls = CliRunner(), {}, {}
+    for name, argv in commands.items():
+        log("roitune " + " ".join(argv))
+        began = time.perf_counter()
+        result = runner.invoke(app, argv, catch_exceptions=False)
+        walls[name] = time.perf_counter() - began
+        load.sample()
+        outputs[name] = result.output
+        if result.exit_code != 0:
+            print(result.output[-3000:])
+            raise SystemExit(f"roitune {name} failed with exit code {result.exit_code}")
+        log(f"roitune {name}: {walls[name]:.0f}s")
+    return outputs, walls

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import time
 
-from _common import (BANKING77, BANKING77_CITATION, LoadSampler, hardware_price, load_banking77, log, parser,
-                     per_class, setup, table, write_result)
+from _common import (BANKING77, BANKING77_CITATION, LoadSampler, hardware_price, load_banking77, log,
+                     memoise_embeddings, parser, per_class, setup, table, write_result)
 from evals.formatting import interval, money, pct
 
 INSTRUCTION = "Route the customer support ticket to exactly one category."
@@ -68,23 +68,7 @@ def main() -> None:
     from evals.models import load_causal_lm, load_tokenizer
     from evals.record import MeterStats, SplitResult
 
-    # The embedding baseline and the few-shot retriever both embed all 8,002 train queries with
-    # the same encoder (run_ladder does too); memoise that one matrix so this run pays it once
-    # (~4.5 min here). Same function, same inputs, same numbers: a bench-side cache only.
-    import evals.baselines as ladder
-
-    original_embed, memo = ladder.embed, {}
-
-    def embed_once(encoder, tokenizer, texts, *, batch_size=64):
-        key = (encoder.config.name_or_path, tuple(texts)) if len(texts) > 1000 else None
-        if key is not None and key in memo:
-            return memo[key]
-        out = original_embed(encoder, tokenizer, texts, batch_size=batch_size)
-        if key is not None:
-            memo[key] = out
-        return out
-
-    ladder.embed = embed_once
+    memoise_embeddings(min_texts=1001)  # the embedding baseline and the retriever embed the same train queries
     load = LoadSampler()
     hardware = hardware_price()
     pricing = Pricing(hardware, HARDWARE)

@@ -31,10 +31,10 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
-import time
 from pathlib import Path
 
-from _common import BANKING77, BANKING77_CITATION, LoadSampler, load_banking77, log, parser, setup, table, write_result
+from _common import (BANKING77, BANKING77_CITATION, LoadSampler, load_banking77, log, parser, run_commands, setup, table,
+                     write_result)
 from evals.formatting import interval, money, pct
 
 
@@ -84,9 +84,7 @@ def main() -> None:
     import random
 
     import yaml
-    from typer.testing import CliRunner
 
-    from optimizer.cli import app
     from optimizer.config import demo_config_text
 
     if args.small:
@@ -124,21 +122,11 @@ def main() -> None:
     log(f"{args.classes} intents x {args.train_per_class}/{args.val_per_class}/{args.test_per_class} "
         f"train/validation/test in {work}")
 
-    runner, load, walls, outputs = CliRunner(), LoadSampler(), {}, {}
+    load = LoadSampler()
     commands = {"baseline": ["baseline", "-c", str(config), "--only", "classical,zero-shot", "--json"],
                 "sweep": ["sweep", "-c", str(config), "--json"],
                 "report": ["report", "-c", str(config), "--json"]}
-    for name, argv in commands.items():
-        log("roitune " + " ".join(argv))
-        began = time.perf_counter()
-        result = runner.invoke(app, argv, catch_exceptions=False)
-        walls[name] = time.perf_counter() - began
-        load.sample()
-        outputs[name] = result.output
-        if result.exit_code != 0:
-            print(result.output[-3000:])
-            raise SystemExit(f"roitune {name} failed with exit code {result.exit_code}")
-        log(f"roitune {name}: {walls[name]:.0f}s")
+    outputs, walls = run_commands(commands, load)
 
     def last_json(text: str):
         start = text.find("{\n")  # the JSON document printed on stdout (progress lines precede it)

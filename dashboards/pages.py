@@ -276,7 +276,9 @@ def _intermediate(snap: Snapshot) -> None:
 def errors(ctx: Context) -> None:
     snap = ctx.snapshot
     st.title("Where the candidates go wrong")
-    scored = {r.number: r for r in snap.records if r.state == "COMPLETE" and (r.validation or r.test)}
+    # A cascade into an assumed fallback has no answers for the items it escalates: nothing to list.
+    scored = {r.number: r for r in snap.records if r.state == "COMPLETE" and (r.validation or r.test)
+              and not (r.cascade is not None and r.cascade.assumed)}
     if not scored:
         st.info("No candidate has been scored yet: run `roitune baseline` and `roitune sweep`.")
         return

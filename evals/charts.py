@@ -1,5 +1,6 @@
-"""The report's two charts, drawn the same in the HTML report and the dashboard: quality
-against $/item with the non-dominated front, and cumulative net savings by month."""
+"""The report's charts, drawn the same in the HTML report and the dashboard: quality against
+$/item with the non-dominated front, cumulative net savings by month, and each cascade over its
+threshold."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from evals.cascade import Point, threshold_curve
 from evals.cost import Roi, payback_curve
-from evals.formatting import money, payback_text, shorten
+from evals.formatting import money, payback_text, pct, shorten
+from evals.record import CandidateRecord
 from evals.report import Report
 
 if TYPE_CHECKING:
@@ -41,10 +44,12 @@ class ParetoPoint:
 
 
 def pareto_points(report: Report, metric: str = "accuracy") -> list[ParetoPoint]:
-    """Every candidate with a ``metric`` score on the decision split, and the current solution
+    """Every candidate with a known ``metric`` score on the decision split (a cascade into an assumed
+    fallback has no macro-F1), and the current solution
     when its accuracy is known (measured or entered), flagged when on the non-dominated front."""
     points = [ParetoPoint(r.record.label, r.record.kind.value, getattr(r.result, metric), r.record.cost_per_item,
-                          "validation") for r in report.ranked if r.record is not report.current.record]
+                          "validation") for r in report.ranked
+              if r.record is not report.current.record and not math.isnan(getattr(r.result, metric))]
     current = report.current
     if metric == "accuracy" and current.error_rate is not None:
         points.append(ParetoPoint(f"{current.name} (current)", "current", 1 - current.error_rate,
@@ -145,3 +150,57 @@ def payback_horizon(series: Sequence[tuple[str, Roi]]) -> int:
     """Months to draw: a year, or twice the first line's payback, up to five years."""
     payback = series[0][1].payback_months if series else None
     return PAYBACK_MONTHS if payback is None else min(60, max(PAYBACK_MONTHS, math.ceil(2 * payback)))
+
+
+def cascade_figure(points: Sequence[Point], threshold: float) -> go.Figure:
+    """A cascade over its threshold (validation): the share answered locally and the accuracy on the
+    left axis, monthly dollars on the right, the chosen threshold marked."""
+    import plotly.graph_objects as go
+
+    xs = [p.threshold for p in points]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=xs, y=[p.coverage for p in points], mode="lines", name="answered locally",
+                             line={"color": COLOURS["baseline"], "shape": "hv"},
+                             hovertemplate="threshold %{x:.3f}: %{y:.1%} local<extra></extra>"))
+    fig.add_trace(go.Scatter(x=xs, y=[p.accuracy for p in points], mode="lines", name="accuracy",
+                             line={"color": COLOURS["front"], "shape": "hv"},
+                             hovertemplate="threshold %{x:.3f}: accuracy %{y:.1%}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=xs, y=[p.monthly_cost for p in points], mode="lines", name="$/month", yaxis="y2",
+                             line={"color": COLOURS["cascade"], "shape": "hv"},
+                             hovertemplate="threshold %{x:.3f}: %{y:$,.0f}/month<extra></extra>"))
+    chosen = min(points, key=lambda p: abs(p.threshold - threshold)) if points else None
+    if chosen is not None:
+        fig.add_trace(go.Scatter(x=[chosen.threshold], y=[chosen.monthly_cost], mode="markers", yaxis="y2",
+                                 name=f"chosen: {chosen.threshold:.3f}", marker={"symbol": "diamond", "size": 13,
+                                                                                  "color": COLOURS["cascade"]},
+                                 hovertemplate=f"chosen threshold %{{x:.3f}}: {chosen.coverage:.1%} local, accuracy "
+                                               f"{chosen.accuracy:.1%}, %{{y:$,.0f}}/month<extra></extra>"))
+        fig.add_vline(x=chosen.threshold, line={"color": COLOURS["current"], "dash": "dot"})
+    fig.update_layout(xaxis={"title": "threshold: answer locally at this calibrated confidence or above",
+                             "range": [min(xs, default=0.0), 1.0]},
+                      yaxis={"title": "share / accuracy", "tickformat": ".0%", "range": [0, 1.02]},
+                      yaxis2={"title": "dollars a month", "tickformat": "$,.0f", "overlaying": "y", "side": "right"},
+                      legend={"orientation": "h", "y": -0.25}, margin={"t": 20, "l": 60, "r": 70, "b": 40}, height=420)
+    return fig
+
+
+def cascade_curve(report: Report, cascade: CandidateRecord) -> list[Point]:
+    """A ranked cascade's validation curve over the threshold, at the report's economics."""
+    by_number = {r.record.number: r.record for r in report.ranked}
+    return threshold_curve(cascade, by_number, report.data, report.economics)
+
+
+def cascade_rows(report: Report) -> list[dict[str, str]]:
+    """The report's cascades, cheapest first, as the HTML report and the dashboard list them."""
+    rows = []
+    for r in report.ranked:
+        parts = r.record.cascade
+        if parts is None:
+            continue
+        test = r.record.test
+        rows.append({"cascade": r.record.label, "threshold": f"{parts.threshold:.3f}",
+                     "local (validation)": pct(parts.coverage), "local (test)": pct(parts.test_coverage),
+                     "accuracy (validation)": pct(r.result.accuracy), "accuracy (test)": pct(test.accuracy if test else None),
+                     "$/month": money(r.roi.monthly_cost),
+                     "fallback accuracy": f"assumed {pct(parts.assumed_fallback_accuracy)}" if parts.assumed else "measured"})
+    return rows

@@ -31,7 +31,7 @@ def pct(x: float | None) -> str:
 
 def interval(ci: Sequence[float] | None) -> str:
     """A proportion's interval in percent: [84.1, 88.9]; '' when there is none."""
-    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    return "" if not ci or math.isnan(ci[0]) else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
 def points(x: float) -> str:

@@ -346,6 +346,91 @@ def _normalise(text: str) -> str:
     return " ".join(text.split())
 
 
+class HostedClient:
+    """One endpoint with its key, reply cache and dollar cap, shared by every call made through it:
+    a whole baseline run, or a server's lifetime (``roitune serve --escalate-to``).
+
+    ``call`` is safe to use from many threads at once; the cap holds across all of them."""
+
+    def __init__(self, spec: HostedSpec, *, cache_dir: Path, count_tokens: Callable[[str], int] | None = None):
+        self.spec = spec
+        self.in_price, self.out_price, self.price_source = resolve_prices(spec)
+        self.key = os.environ.get(spec.api_key_env)
+        if not self.key:
+            raise HostedError(
+                f"environment variable {spec.api_key_env} is not set: put the API key there "
+                "(any non-empty value for a local server such as vLLM or Ollama), or use "
+                "mode: estimate"
+            )
+        self.cache = _ReplyCache(Path(cache_dir))
+        self.budget = _Budget(spec.max_dollars)
+        self.count_tokens = count_tokens
+        self.retries = 0
+        self._retries_lock = threading.Lock()
+        self._client = _make_client(spec, self.key)
+
+    def cached(self, messages: list[dict[str, Any]]) -> _Reply | None:
+        """The reply already paid for, if any."""
+        return self.cache.get(cache_key(self.spec, messages))
+
+    def call(self, messages: list[dict[str, Any]], index: int = 0,
+             cancelled: Callable[[], bool] | None = None) -> _Reply | None:
+        """A live reply, paid within the cap and cached; None when the cap leaves no room for it
+        (or ``cancelled()`` turned true while it waited for room).
+
+        Raises HostedError when the endpoint keeps failing (after the retries) or refuses the call."""
+        worst = hosted_cost_per_item(
+            _prompt_tokens(messages, self.count_tokens, conservative=True),
+            self.spec.max_output_tokens,
+            self.in_price,
+            self.out_price,
+        )
+        reservation = self.budget.reserve(worst)
+        if reservation is None:
+            return None
+        try:
+            if cancelled is not None and cancelled():
+                return None
+            reply = _call_with_retries(self._client, self.spec, messages, index, self.key, self.budget,
+                                       reservation, self._count_retry)
+            if reply is None:  # a timeout the cap leaves no room to retry
+                return None
+            if not reply.measured:
+                reply = _Reply(
+                    reply.text,
+                    _prompt_tokens(messages, self.count_tokens, conservative=False),
+                    _text_tokens(reply.text, self.count_tokens),
+                    measured=False,
+                    cached=False,
+                )
+            actual = hosted_cost_per_item(reply.prompt_tokens, reply.completion_tokens, self.in_price, self.out_price)
+            self.budget.settle(reservation, actual)
+            self.cache.put(cache_key(self.spec, messages), self.spec.model, reply)
+            if actual > worst:
+                log.warning(
+                    "item %d cost $%.6f, more than its reserved worst case $%.6f: the token "
+                    "count undercounts this endpoint's tokenizer",
+                    index,
+                    actual,
+                    worst,
+                )
+            return reply
+        finally:
+            # Always give back what is still held: threads waiting for budget depend on it.
+            self.budget.release(reservation)
+
+    def dollars(self, reply: _Reply) -> float:
+        """What a reply cost (usage x price)."""
+        return hosted_cost_per_item(reply.prompt_tokens, reply.completion_tokens, self.in_price, self.out_price)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _count_retry(self) -> None:
+        with self._retries_lock:
+            self.retries += 1
+
+
 def run_hosted(
     spec: HostedSpec,
     conversations: list[list[dict[str, Any]]],
@@ -367,91 +452,41 @@ def run_hosted(
     if len(conversations) != len(labels):
         raise ValueError(f"{len(conversations)} conversations but {len(labels)} labels")
     valid_labels = list(label_set) if label_set is not None else sorted(set(labels))
-    in_price, out_price, price_source = resolve_prices(spec)
     if spec.mode == "estimate":
+        in_price, out_price, price_source = resolve_prices(spec)
         return _estimate(
             spec, conversations, labels, count_tokens, in_price, out_price, price_source
         )
 
-    key = os.environ.get(spec.api_key_env)
-    if not key:
-        raise HostedError(
-            f"environment variable {spec.api_key_env} is not set: put the API key there "
-            "(any non-empty value for a local server such as vLLM or Ollama), or use "
-            "mode: estimate"
-        )
-    cache = _ReplyCache(Path(cache_dir))
+    client = HostedClient(spec, cache_dir=cache_dir, count_tokens=count_tokens)
     n = len(conversations)
-    replies: list[_Reply | None] = [None] * n
-    keys = [cache_key(spec, messages) for messages in conversations]
-    pending = []
-    for i, k in enumerate(keys):
-        replies[i] = cache.get(k)
-        if replies[i] is None:
-            pending.append(i)
+    replies: list[_Reply | None] = [client.cached(messages) for messages in conversations]
+    pending = [i for i, reply in enumerate(replies) if reply is None]
     done = n - len(pending)
     done_lock = threading.Lock()
     if progress is not None and done:
         progress(done)
 
-    budget = _Budget(spec.max_dollars)
     abort = threading.Event()
     errors: dict[int, BaseException] = {}
-    retries = [0] * n
-    client = _make_client(spec, key)
 
     def work(i: int) -> None:
         nonlocal done
-        if abort.is_set():
-            return
-        messages = conversations[i]
-        worst = hosted_cost_per_item(
-            _prompt_tokens(messages, count_tokens, conservative=True),
-            spec.max_output_tokens,
-            in_price,
-            out_price,
-        )
-        reservation = budget.reserve(worst)
-        if reservation is None:
+        if abort.is_set():  # another item failed (this one may have waited for budget meanwhile)
             return
         try:
-            if abort.is_set():  # another item failed while this one waited for budget
-                return
-            reply = _call_with_retries(client, spec, messages, i, key, budget, reservation, retries)
-            if reply is None:  # a timeout the cap leaves no room to retry
-                return
-            if not reply.measured:
-                reply = _Reply(
-                    reply.text,
-                    _prompt_tokens(messages, count_tokens, conservative=False),
-                    _text_tokens(reply.text, count_tokens),
-                    measured=False,
-                    cached=False,
-                )
-            actual = hosted_cost_per_item(
-                reply.prompt_tokens, reply.completion_tokens, in_price, out_price
-            )
-            budget.settle(reservation, actual)
-            cache.put(keys[i], spec.model, reply)
-            replies[i] = reply
-            if actual > worst:
-                log.warning(
-                    "item %d cost $%.6f, more than its reserved worst case $%.6f: the token "
-                    "count undercounts this endpoint's tokenizer",
-                    i,
-                    actual,
-                    worst,
-                )
-            with done_lock:
-                done += 1
-                if progress is not None:
-                    progress(done)
+            reply = client.call(conversations[i], i, cancelled=abort.is_set)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             errors[i] = exc
             abort.set()
-        finally:
-            # Always give back what is still held: threads waiting for budget depend on it.
-            budget.release(reservation)
+            return
+        if reply is None:  # the cap
+            return
+        replies[i] = reply
+        with done_lock:
+            done += 1
+            if progress is not None:
+                progress(done)
 
     started = time.perf_counter()
     try:
@@ -469,11 +504,11 @@ def run_hosted(
         replies,
         labels,
         valid_labels,
-        in_price,
-        out_price,
-        price_source,
-        retries=sum(retries),
-        exhausted=budget.exhausted,
+        client.in_price,
+        client.out_price,
+        client.price_source,
+        retries=client.retries,
+        exhausted=client.budget.exhausted,
         live_seconds=live_seconds if pending else None,
     )
 
@@ -500,7 +535,7 @@ def _call_with_retries(
     key: str,
     budget: _Budget,
     reservation: _Reservation,
-    retries: list[int],
+    on_retry: Callable[[], None],
 ) -> _Reply | None:
     """One item's reply, retrying transient failures; None if the budget ran out meanwhile."""
     attempt = 0
@@ -521,7 +556,7 @@ def _call_with_retries(
             if exc.retry_after is not None:
                 delay = max(delay, min(exc.retry_after, _BACKOFF_MAX_S))
             attempt += 1
-            retries[index] += 1
+            on_retry()
             log.info(
                 "item %d: endpoint %s; retry %d of %d in %.2f s",
                 index,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import html
 
-from evals.charts import pareto_figure, payback_figure, payback_horizon, payback_series
+from evals.charts import (cascade_curve, cascade_figure, cascade_rows, pareto_figure, payback_figure, payback_horizon,
+                          payback_series)
 from evals.report import TABLE_COLUMNS, Report, candidate_row, headline_text, key_numbers, provenance_lines, table_cells
 
 _CSS = """
@@ -44,6 +45,26 @@ def _provenance_html(report: Report) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in provenance_lines(report)) + "</ul>"
 
 
+def _cascades_html(report: Report, config: dict) -> str:
+    """The cascades (a table) and the cheapest one's curve over its threshold; nothing without any."""
+    import plotly.io as pio
+
+    rows = cascade_rows(report)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row.values()) + "</tr>" for row in rows)
+    first = next(r.record for r in report.ranked if r.record.cascade is not None)
+    curve = pio.to_html(cascade_figure(cascade_curve(report, first), first.cascade.threshold), full_html=False,
+                        include_plotlyjs=False, config=config)
+    return f"""<h2>Cascades: local when confident, the fallback otherwise</h2>
+<p class="muted">Threshold chosen on validation (the lowest monthly dollars), applied unchanged to test.</p>
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<p class="muted">{html.escape(first.label)} over its threshold (validation):</p>
+{curve}
+"""
+
+
 def render_html(report: Report) -> str:
     """One self-contained HTML file: plotly.js is inlined once, nothing is fetched."""
     import plotly.io as pio
@@ -70,6 +91,7 @@ def render_html(report: Report) -> str:
 {pareto}
 <h2>Payback: cumulative net savings against {html.escape(report.economics.current_solution)}</h2>
 {payback}
+{_cascades_html(report, config)}
 <h2>Where the numbers come from</h2>
 {_provenance_html(report)}
 </body></html>

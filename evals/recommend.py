@@ -210,7 +210,8 @@ def recommend(ranked: Sequence[Ranked], current: Current, economics: Economics, 
                     f"{winner.judgement.words(current, margin)}, and costs "
                     f"{money(winner.roi.monthly_cost)}/month against {money(winner.roi.current_monthly_cost)}, "
                     f"saving {money(winner.roi.monthly_savings)}/month (payback "
-                    f"{payback_text(winner.roi.payback_months)}).{_about_fine_tuning(winner, contenders, margin, current)}")
+                    f"{payback_text(winner.roi.payback_months)}).{_about_fine_tuning(winner, contenders, margin, current)}"
+                    f"{_assumption(winner.record)}")
         return Recommendation(sentence, winner.record.name, "replace", evidence)
     if fine:
         cheapest = fine[0]
@@ -269,6 +270,14 @@ def _about_fine_tuning(winner: Ranked, contenders: Sequence[Ranked], margin: flo
         return (f" The best fine-tuned candidate, {best.record.label}, is as accurate but costs "
                 f"{money(best.roi.monthly_cost - winner.roi.monthly_cost)}/month more.")
     return f" The best fine-tuned candidate, {best.record.label}, is {best.judgement.words(current, margin)}."
+
+
+def _assumption(r: CandidateRecord) -> str:
+    """A cascade into the current solution at its entered error rate rests on that number: say so."""
+    if r.cascade is None or not r.cascade.assumed:
+        return ""
+    return (f" This assumes {r.cascade.fallback} answers the escalated items with {pct(r.cascade.assumed_fallback_accuracy)} "
+            "accuracy (the entered error rate): run the hosted baseline live to measure it.")
 
 
 def _evidence(r: Ranked) -> dict[str, Any]:

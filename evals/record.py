@@ -8,7 +8,8 @@ candidate *is* lives in fields (``kind``, ``method``, ``hosted``), never in its 
 
 A sweep trial is scored on test only after it was chosen, when Optuna no longer lets its
 attributes change; that result is kept in the study's attribute ``trial_test:<number>`` and
-merged back by ``records``. The study's own attributes hold the label set and the gold labels
+merged back by ``records``. A candidate's calibration, fitted after it finished, is kept the same
+way in ``calibration:<number>``. The study's own attributes hold the label set and the gold labels
 (and texts) of the validation and test splits, so paired comparisons and the dashboard need
 nothing but the storage.
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 2
 TEST_KEY = "trial_test:{number}"
+CALIBRATION_KEY = "calibration:{number}"
 TOP_K = 8  # label probabilities kept per item: enough to calibrate, small enough to store
 
 
@@ -140,6 +142,54 @@ class TrainingSummary:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """How a candidate's confidence (its top label's probability) is made to mean what it says.
+
+    Fitted on the validation split (``fitted_on`` items): the kept top probabilities are scaled by
+    ``temperature`` (p ** (1 / T), renormalised over ``n_labels``; see ``evals.calibration``).
+    ``ece_validation`` and ``ece_test`` are the expected calibration error (before, after); test
+    is None when the candidate was not scored there.
+    """
+
+    method: str  # "temperature"
+    n_labels: int
+    fitted_on: int
+    ece_validation: tuple[float, float]
+    ece_test: tuple[float, float] | None = None
+    temperature: float = 1.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        return cls(**{**_known(cls, data), "ece_validation": tuple(data["ece_validation"]),
+                      "ece_test": tuple(data["ece_test"]) if data.get("ece_test") else None})
+
+
+@dataclass(frozen=True)
+class CascadeParts:
+    """What a cascade is made of: a local candidate answers when its calibrated confidence is at
+    least ``threshold``, the fallback answers the rest.
+
+    ``fallback_number`` is None when the fallback is the current solution without a live
+    measurement: its accuracy on escalated items is then ``assumed_fallback_accuracy`` (the
+    entered error rate), an assumption every output names. ``coverage`` is the share of items
+    answered locally (validation, where the threshold was chosen; test, reported).
+    """
+
+    local: str
+    local_number: int
+    fallback: str
+    fallback_number: int | None
+    threshold: float
+    coverage: float
+    test_coverage: float | None = None
+    assumed_fallback_accuracy: float | None = None
+
+    @property
+    def assumed(self) -> bool:
+        return self.fallback_number is None
+
+
+@dataclass(frozen=True)
 class CandidateRecord:
     """Everything the study knows about one candidate.
 
@@ -174,6 +224,8 @@ class CandidateRecord:
     adapter_path: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     fail_reason: str | None = None
+    calibration: Calibration | None = None
+    cascade: CascadeParts | None = None
     number: int | None = None
     state: str = "COMPLETE"
 
@@ -213,6 +265,8 @@ class CandidateRecord:
             "meter": MeterStats(**data["meter"]) if data.get("meter") else None,
             "training": TrainingSummary(**_known(TrainingSummary, data["training"])) if data.get("training") else None,
             "caps": tuple(Cap(**c) for c in data.get("caps") or ()),
+            "calibration": Calibration.from_dict(data["calibration"]) if data.get("calibration") else None,
+            "cascade": CascadeParts(**data["cascade"]) if data.get("cascade") else None,
             "number": number,
             "state": state,
         })
@@ -298,8 +352,16 @@ def add_test_result(study: optuna.Study, number: int, result: SplitResult) -> No
     study.set_user_attr(TEST_KEY.format(number=number), _jsonable(result))
 
 
+def add_calibration(study: optuna.Study, number: int, calibration: Calibration) -> None:
+    """The calibration of a finished candidate, fitted on its validation result."""
+    study.set_user_attr(CALIBRATION_KEY.format(number=number), _jsonable(calibration))
+
+
 def read_record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> CandidateRecord:
     record = CandidateRecord.from_attrs(trial.user_attrs, number=trial.number, state=trial.state.name)
+    calibrated = study.user_attrs.get(CALIBRATION_KEY.format(number=trial.number))
+    if calibrated is not None:
+        record = replace(record, calibration=Calibration.from_dict(calibrated))
     tested = study.user_attrs.get(TEST_KEY.format(number=trial.number))
     if tested is None:
         return record

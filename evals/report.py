@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from evals.cascade import assumption_lines, cascade_fields, price_cascades
 from evals.cost import Economics, monthly_cost, one_off_cost
 from evals.formatting import interval, money, payback_text, pct
 from evals.meter import Machine, price_throughput
 from evals.recommend import DECISION_SPLIT, DEFAULT_MARGIN, Current, Ranked, Recommendation, decide
-from evals.record import CandidateRecord, Measurement, StudyData, compute_dollars, measurements, records, study_data
+from evals.record import (CandidateRecord, Kind, Measurement, StudyData, compute_dollars, measurements, records,
+                          study_data)
 
 if TYPE_CHECKING:
     import optuna
@@ -54,11 +56,12 @@ class Report:
 
 def priced(found: Sequence[CandidateRecord], economics: Economics,
            measured: dict[tuple[int, str], Measurement] | None = None) -> list[CandidateRecord]:
-    """Each self-served candidate priced on ``economics.hardware`` from a measured throughput."""
+    """Each self-served candidate priced on ``economics.hardware`` from a measured throughput; a
+    cascade from its parts so priced."""
     rate, hardware = economics.hardware_price(), economics.hardware
     out = []
     for r in found:
-        if r.hosted or not r.items_per_second:
+        if r.hosted or not r.items_per_second or r.kind == Kind.cascade:
             out.append(r)
             continue
         there = (measured or {}).get((r.number, hardware))
@@ -69,7 +72,7 @@ def priced(found: Sequence[CandidateRecord], economics: Economics,
         figure = price_throughput(speed, machine, rate, hardware, f"{speed:,.1f} items/s")
         out.append(replace(r, cost_per_item=figure.value, cost_provenance=figure.provenance.value,
                            cost_source=figure.source, items_per_second=speed))
-    return out
+    return price_cascades(out, economics)
 
 
 def build_report(found: Sequence[CandidateRecord], data: StudyData, economics: Economics, *,
@@ -132,8 +135,10 @@ def key_numbers(report: Report) -> list[tuple[str, str]]:
 def _result_fields(result) -> dict[str, Any] | None:
     if result is None:
         return None
-    return {"accuracy": result.accuracy, "accuracy_ci": list(result.accuracy_ci), "macro_f1": result.macro_f1,
-            "macro_f1_ci": list(result.macro_f1_ci), "n": result.n}
+    known = result.macro_f1 == result.macro_f1  # NaN: unknown (a cascade into an assumed fallback)
+    return {"accuracy": result.accuracy, "accuracy_ci": list(result.accuracy_ci),
+            "macro_f1": result.macro_f1 if known else None, "macro_f1_ci": list(result.macro_f1_ci) if known else None,
+            "n": result.n}
 
 
 def candidate_row(r: Ranked) -> dict[str, Any]:
@@ -153,6 +158,7 @@ def candidate_row(r: Ranked) -> dict[str, Any]:
         "difference_vs_current": None if d is None else {"delta": d.delta, "ci": [d.lo, d.hi], "items": d.n,
                                                         "paired": d.paired},
         "items_needed": r.judgement.items_needed,
+        **cascade_fields(rec),
     }
 
 
@@ -200,7 +206,8 @@ def table_cells(row: dict[str, Any]) -> list[str]:
     """A ``candidate_row`` as the cells of ``TABLE_COLUMNS`` (HTML report, dashboard)."""
     estimated = " (est.)" if row["cost_provenance"] == "estimated" else ""
     test = row["test"]
-    return [row["label"], row["kind"] + (" (hosted)" if row["hosted"] else ""),
+    assumed = row["cascade"] is not None and row["cascade"]["assumed"]
+    return [row["label"], row["kind"] + (" (hosted)" if row["hosted"] else "") + (" (assumed fallback)" if assumed else ""),
             f"{pct(row['accuracy'])} {interval(row['accuracy_ci'])}", "-" if test is None else pct(test["accuracy"]),
             pct(row["macro_f1"]), money(row["cost_per_item"]) + estimated,
             "-" if row["items_per_second"] is None else f"{row['items_per_second']:,.1f}",
@@ -228,4 +235,5 @@ def provenance_lines(report: Report) -> list[str]:
         "in each candidate's cost source."
         + (f" Estimated (measured on another machine than {e.hardware}): {', '.join(estimated)}." if estimated else ""),
         f"Every candidate is judged and ranked on the {DECISION_SPLIT} split; test accuracy is reported only.",
+        *assumption_lines([r.record for r in report.ranked]),
     ]

@@ -26,6 +26,10 @@ err = Console(stderr=True)
 ConfigOpt = typer.Option(None, "--config", "-c", help="roitune.yaml (default: ./roitune.yaml if present).")
 SetOpt = typer.Option(None, "--set", help="Override a config key: --set search.trials=8 (repeatable).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+EscalateOpt = typer.Option(None, "--escalate-to", help="A roitune.yaml: send items below the threshold to its "
+                           "baselines.hosted endpoint (key from the environment, cached, within max_dollars).")
+ThresholdOpt = typer.Option(None, "--threshold", help="Calibrated confidence at or above which the bundle answers "
+                            "itself (default: the exported cascade's).")
 
 
 class UserError(Exception):
@@ -174,6 +178,28 @@ def sweep(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = S
         _print_candidates(report, f"Candidates in study '{cfg.study}', cheapest first")
 
 
+@app.command(rich_help_panel="Measure")
+def cascade(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
+            json_out: bool = JsonOpt) -> None:
+    """Calibrate every local candidate and record the cascades worth it (local when confident, else a fallback)."""
+    from evals.report import candidate_row
+    from evals.storage import load_existing_study
+    from optimizer.cascades import build_cascades
+
+    with user_errors():
+        cfg = _config(config, overrides)
+        summary = build_cascades(load_existing_study(cfg.storage, cfg.study), cfg.economics,
+                                 objective=cfg.search.objective, seed=cfg.seed, console=err)
+        report = _study_report(cfg)
+    err.print(f"calibrated {len(summary.calibrated)} candidate(s); recorded {len(summary.recorded)} new cascade(s)")
+    new = set(summary.recorded)
+    if json_out:
+        _print_json([candidate_row(r) for r in report.ranked if r.record.kind.value == "cascade"])
+    else:
+        _print_candidates(report, f"Cascades in study '{cfg.study}', cheapest first",
+                          only={r.record.number for r in report.ranked if r.record.kind.value == "cascade"} | new)
+
+
 @app.command(rich_help_panel="Decide")
 def report(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt, json_out: bool = JsonOpt,
            html_path: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report here.")) -> None:
@@ -283,13 +309,17 @@ def predict(bundle: Path = typer.Argument(..., help="A folder written by `roitun
             out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the JSON lines here (default: stdout)."),
             batch_size: int = typer.Option(16, "--batch-size", min=1, help="Items per forward pass."),
             text_field: str = typer.Option("text", help="Text column / key."),
-            label_field: str = typer.Option("label", help="Label column / key (optional in the file).")) -> None:
-    """Classify a file with an exported bundle: one {"id", "label", "probability"} line per row."""
+            label_field: str = typer.Option("label", help="Label column / key (optional in the file)."),
+            escalate_to: Optional[Path] = EscalateOpt, threshold: Optional[float] = ThresholdOpt) -> None:
+    """Classify a file with an exported bundle: one {"id", "label", "probability"} line per row
+    (with --escalate-to, also who answered and why)."""
     from optimizer.predict import open_bundle, predict_file
 
     with user_errors():
-        rows, accuracy = predict_file(open_bundle(bundle), input_path, out_path, batch_size=batch_size, console=err,
-                                      text_field=text_field, label_field=label_field)
+        found = open_bundle(bundle)
+        escalate = _escalation(found, escalate_to, threshold)
+        rows, accuracy = predict_file(found, input_path, out_path, batch_size=batch_size, console=err,
+                                      text_field=text_field, label_field=label_field, escalate=escalate)
     if out_path is not None:
         err.print(f"wrote {rows} predictions to {out_path}", markup=False, highlight=False)
     if accuracy is not None:
@@ -302,16 +332,39 @@ def serve(bundle: Path = typer.Argument(..., help="A folder written by `roitune 
           port: int = typer.Option(8000, "--port", help="Port to listen on."),
           read_timeout: float = typer.Option(30.0, "--read-timeout", min=0.1,
                                              help="Seconds a client may take to send a request; "
-                                                  "idle kept-alive connections close after it.")) -> None:
-    """Serve a bundle as an OpenAI-compatible chat-completions endpoint (the reply is the label)."""
-    from optimizer.predict import BundleClassifier, load_bundle_predictor, open_bundle
+                                                  "idle kept-alive connections close after it."),
+          escalate_to: Optional[Path] = EscalateOpt, threshold: Optional[float] = ThresholdOpt) -> None:
+    """Serve a bundle as an OpenAI-compatible chat-completions endpoint (the reply is the label;
+    with --escalate-to, its "roitune" field says who answered)."""
+    from optimizer.predict import BundleClassifier, CascadeClassifier, load_bundle_predictor, open_bundle
     from optimizer.serve import serve_forever
 
     with user_errors():
         found = open_bundle(bundle)
+        escalate = _escalation(found, escalate_to, threshold)
         classifier = BundleClassifier(found, load_bundle_predictor(found))
+        if escalate is not None:
+            classifier = CascadeClassifier(classifier, escalate[0])
+            e = escalate[0]
+            err.print(f"escalating below confidence {e.threshold:g} to {e.spec.model} at {e.spec.base_url} "
+                      f"(at most ${e.spec.max_dollars:g})", markup=False, highlight=False)
         serve_forever(classifier, host, port, read_timeout_s=read_timeout, on_ready=lambda server: err.print(
             f"serving {classifier.model_id} at {server.base_url}  (Ctrl+C stops it)", markup=False, highlight=False))
+
+
+def _escalation(bundle, config: Optional[Path], threshold: Optional[float]):
+    """The escalation ``--escalate-to`` asks for (None without it); a bad threshold, a bundle without
+    calibration or a config without an endpoint is a one-line error before any model loads."""
+    from optimizer.escalation import check_threshold, escalation_for
+
+    if threshold is not None:
+        check_threshold(threshold)
+    if config is None:
+        if threshold is not None:
+            raise UserError("--threshold needs --escalate-to (the endpoint that answers below it)")
+        return None
+    return escalation_for(config, [], labels=bundle.spec.labels, threshold=threshold,
+                          bundle_threshold=bundle.threshold, calibration=bundle.calibration)
 
 
 def main() -> None:

@@ -64,10 +64,18 @@ class ExportResult:
 # -- which trial ---------------------------------------------------------------------------
 
 
-def select_trial(study: optuna.Study, which: str, economics: Economics) -> CandidateRecord:
-    """The record of the trial named by ``--trial``: a number, or ``best`` (see ``best_trial``)."""
+def select_trial(study: optuna.Study, which: str, economics: Economics) -> tuple[CandidateRecord, CandidateRecord | None]:
+    """The record of the trial named by ``--trial`` (a number, or ``best``: see ``best_trial``), and
+    the cascade when the number is one: then its local trial is exported with its threshold."""
     trial = best_trial(study, economics) if which == "best" else _numbered_trial(study, which)
-    return check_exportable(study, trial)
+    cascade = read_record(study, trial)
+    if cascade.kind != Kind.cascade:
+        return check_exportable(study, trial), None
+    local = _numbered_trial(study, str(cascade.cascade.local_number))
+    if read_record(study, local).kind != Kind.trial:
+        raise ExportError(f"trial {trial.number} is {cascade.name}: its local part, {cascade.cascade.local}, is a "
+                          "baseline, which has no adapter to export")
+    return check_exportable(study, local), cascade
 
 
 def _numbered_trial(study: optuna.Study, which: str) -> optuna.trial.FrozenTrial:
@@ -175,6 +183,21 @@ def _write_template(target: Path, spec: AdapterSpec, tokenizer) -> None:
     (target / "prompt_template.json").write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def _write_cascade_files(target: Path, record: CandidateRecord, cascade: CandidateRecord | None) -> None:
+    """``calibration.json`` (how the confidence is calibrated) and, for a cascade, ``cascade.json``
+    (its threshold): what ``roitune serve --escalate-to`` needs."""
+    from dataclasses import asdict
+
+    from optimizer.predict import CALIBRATION_FILE, CASCADE_FILE
+
+    if record.calibration is not None:
+        (target / CALIBRATION_FILE).write_text(json.dumps(asdict(record.calibration), indent=2) + "\n")
+    if cascade is not None:
+        parts = asdict(cascade.cascade)
+        (target / CASCADE_FILE).write_text(json.dumps({**parts, "name": cascade.name,
+                                                       "trial": cascade.number}, indent=2) + "\n")
+
+
 def _write_merged(target: Path, spec: AdapterSpec, adapter_dir: Path) -> None:
     """The adapter folded into the base: a standalone model (safetensors) + tokenizer.
 
@@ -241,7 +264,7 @@ def export_bundle(cfg: Config, which: str, out: Path, *, merge: bool = False, fo
     if out.exists() and not force:  # fail before any work; checked again when publishing
         raise ExportError(f"{out} exists (use --force to replace it)")
     study = load_existing_study(cfg.storage, cfg.study)
-    record = select_trial(study, which, cfg.economics)
+    record, cascade = select_trial(study, which, cfg.economics)
     source = Path(record.adapter_path)
     spec = AdapterSpec.from_json(json.loads((source / "roitune.json").read_text()))
 
@@ -257,6 +280,7 @@ def export_bundle(cfg: Config, which: str, out: Path, *, merge: bool = False, fo
         # Which study trial this is: `roitune meter` records a throughput measured elsewhere against it.
         (staging / SOURCE_FILE).write_text(json.dumps({"study": study.study_name, "trial": record.number}) + "\n")
         _write_template(staging, spec, tokenizer)
+        _write_cascade_files(staging, record, cascade)
         dequantized = merge and spec.quantization is not None
         if merge:
             note = " (4-bit base loaded in full precision first: dequantised)" if dequantized else ""
@@ -266,7 +290,7 @@ def export_bundle(cfg: Config, which: str, out: Path, *, merge: bool = False, fo
                               dequantized=dequantized, serve_hint=serve_hint(spec, out, lora_rank))
         # The card lists every other file's digest; SHA256SUMS adds the card's.
         sums = checksums(staging)
-        _write_card(staging, model_card(study, record, cfg.economics, result, sums))
+        _write_card(staging, model_card(study, record, cfg.economics, result, sums, cascade))
         _write_checksums(staging, {**sums, "README.md": _sha256(staging / "README.md")})
         _publish(staging, out, force=force)
     except BaseException:  # Ctrl-C included: nothing half-written stays behind
@@ -321,6 +345,25 @@ def _roi_section(ranked: Ranked | None, economics: Economics) -> list[str]:
         f"- payback: {payback_text(roi.payback_months)}",
         f"- break-even volume: {volume_text(roi.break_even_volume)}",
     ]
+def _cascade_section(record: CandidateRecord, cascade: CandidateRecord | None) -> list[str]:
+    lines = ["## Confidence and cascade", ""]
+    c = record.calibration
+    if c is None:
+        return lines + ["Not calibrated (`roitune cascade` calibrates a study's candidates): the probabilities are "
+                        "the model's own, and `roitune serve --escalate-to` refuses this bundle."]
+    test = "" if c.ece_test is None else f"; test ECE {c.ece_test[0]:.3f} -> {c.ece_test[1]:.3f}"
+    lines.append(f"Temperature scaling (T = {c.temperature:.3f}) fitted on {c.fitted_on} validation items "
+                 f"(`calibration.json`): validation ECE {c.ece_validation[0]:.3f} -> {c.ece_validation[1]:.3f}{test}.")
+    if cascade is not None:
+        parts = cascade.cascade
+        assumed = (f" The fallback's accuracy was assumed ({pct(parts.assumed_fallback_accuracy)}), not measured."
+                   if parts.assumed else "")
+        lines += ["", f"Exported as {cascade.name} (trial {cascade.number}): items answered here when the calibrated "
+                  f"confidence is at least {parts.threshold:.3f} ({pct(parts.coverage)} of validation items), the rest "
+                  f"sent to {parts.fallback} (`cascade.json`; `roitune serve --escalate-to roitune.yaml`).{assumed}"]
+    return lines
+
+
 def _usage_section(result: ExportResult) -> list[str]:
     lines = ["## Use", "", "```", f"roitune predict {result.path} tickets.jsonl --out predictions.jsonl",
              f"roitune serve {result.path}", "```", ""]
@@ -348,7 +391,7 @@ def _front_matter(spec: AdapterSpec) -> list[str]:
 
 
 def model_card(study: optuna.Study, record: CandidateRecord, economics: Economics,
-               result: ExportResult, sums: dict[str, str]) -> str:
+               result: ExportResult, sums: dict[str, str], cascade: CandidateRecord | None = None) -> str:
     spec = result.spec
     ranked = next((r for r in study_report(study, economics).ranked if r.record.number == record.number), None)
     lines = [
@@ -363,6 +406,7 @@ def model_card(study: optuna.Study, record: CandidateRecord, economics: Economic
         *_quality_section(record), "",
         *_cost_section(record), "",
         *_roi_section(ranked, economics), "",
+        *_cascade_section(record, cascade), "",
         *_usage_section(result), "",
         "## Files", "", f"`{CHECKSUMS}` holds the sha256 of every file (check with `sha256sum -c {CHECKSUMS}`).",
         "", "| file | sha256 |", "|---|---|",

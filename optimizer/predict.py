@@ -15,18 +15,26 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 # The training data's row readers: a file that trains also predicts, with the same line numbers.
+from evals.classify import Prediction, PromptTemplate
 from evals.data import DataError, message_text, parse_row, read_rows
+from evals.record import Calibration
 from optimizer.adapters import AdapterSpec
 from optimizer.serve import Answer
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from optimizer.escalation import Escalation, Routed
+
+CALIBRATION_FILE = "calibration.json"
+CASCADE_FILE = "cascade.json"
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class Bundle:
     path: Path
     spec: AdapterSpec
     trial: int | None = None  # the study trial it was exported from (source.json)
+    calibration: Calibration | None = None  # calibration.json: how its confidence was calibrated
+    threshold: float | None = None  # cascade.json: answer locally at this calibrated confidence or above
 
 
 def open_bundle(path: Path) -> Bundle:
@@ -50,7 +60,11 @@ def open_bundle(path: Path) -> Bundle:
         raise FileNotFoundError(f"{path} is not a roitune bundle (no roitune.json): make one with `roitune export`")
     source = path / "source.json"
     trial = json.loads(source.read_text()).get("trial") if source.is_file() else None
-    return Bundle(path.resolve(), AdapterSpec.from_json(json.loads(spec_file.read_text())), trial)
+    calibration = path / CALIBRATION_FILE
+    cascade = path / CASCADE_FILE
+    return Bundle(path.resolve(), AdapterSpec.from_json(json.loads(spec_file.read_text())), trial,
+                  Calibration.from_dict(json.loads(calibration.read_text())) if calibration.is_file() else None,
+                  json.loads(cascade.read_text())["threshold"] if cascade.is_file() else None)
 
 
 def load_bundle_predictor(bundle: Bundle):
@@ -121,8 +135,10 @@ def accuracy(items: Sequence[Item], predictions: Sequence) -> Accuracy | None:
 
 
 def predict_file(bundle: Bundle, path: Path, out: Path | None, *, batch_size: int, console: Console,
-                 text_field: str = "text", label_field: str = "label") -> tuple[int, Accuracy | None]:
+                 text_field: str = "text", label_field: str = "label",
+                 escalate: tuple[Escalation, PromptTemplate] | None = None) -> tuple[int, Accuracy | None]:
     """Classify every row of ``path``; one JSON line per row to ``out`` (or stdout).
+    With ``escalate``, the rows below its threshold go to its endpoint (``optimizer.escalation``).
     Returns the number of rows and the accuracy over the labelled ones."""
     from optimizer.progress import progress_bars
 
@@ -130,8 +146,38 @@ def predict_file(bundle: Bundle, path: Path, out: Path | None, *, batch_size: in
     predictor = load_bundle_predictor(bundle)
     with progress_bars(console) as start:
         predictions = predict_items(predictor, items, batch_size=batch_size, on_batch=start("predicting", len(items)))
-    write_lines(prediction_lines(items, predictions), out, sys.stdout)
-    return len(items), accuracy(items, predictions)
+    if escalate is None:
+        write_lines(prediction_lines(items, predictions), out, sys.stdout)
+        return len(items), accuracy(items, predictions)
+    escalation, template = escalate
+    try:
+        routed = escalation.route_all(predictions, [template.messages(item.text) for item in items])
+    finally:
+        escalation.close()
+    write_lines(routed_lines(items, predictions, routed, escalation), out, sys.stdout)
+    for line in escalation_summary(routed):
+        console.print(line, markup=False, highlight=False)
+    return len(items), accuracy(items, routed)
+
+
+def routed_lines(items: Sequence[Item], predictions: Sequence, routed: Sequence[Routed],
+                 escalation: Escalation) -> Iterator[str]:
+    for item, p, r in zip(items, predictions, routed):
+        yield json.dumps({"id": item.id, "label": r.label, "probability": p.probability,
+                          **r.as_dict(escalation.threshold, escalation.spec.model)}, ensure_ascii=False) + "\n"
+
+
+def escalation_summary(routed: Sequence[Routed]) -> list[str]:
+    """What the fallback did: how many rows it was asked, answered, and which stayed local and why."""
+    escalated = [r for r in routed if r.escalated]
+    flagged = [r for r in escalated if r.flag]
+    lines = [f"escalated {len(escalated)} of {len(routed)} rows; the fallback answered "
+             f"{len(escalated) - len(flagged)} (${sum(r.fallback_dollars for r in routed):.4f} new spend)"]
+    reasons: dict[str, int] = {}
+    for r in flagged:
+        reasons[r.flag] = reasons.get(r.flag, 0) + 1
+    lines += [f"warning: {count} escalated row(s) answered locally: {reason}" for reason, count in reasons.items()]
+    return lines
 
 
 def prediction_lines(items: Sequence[Item], predictions: Sequence) -> Iterator[str]:
@@ -168,13 +214,17 @@ class BundleClassifier:
         self.tokenizer = predictor.tokenizer
 
     def classify(self, messages: list[dict[str, Any]]) -> Answer:
+        return self.answer(messages)[0]
+
+    def answer(self, messages: list[dict[str, Any]]) -> tuple[Answer, Prediction]:
+        """The reply and the prediction behind it (its label distribution)."""
         users = [m for m in messages if m["role"] == "user"]
         if not users:
             raise ValueError("no user message: the last user message is the ticket to classify")
         text = message_text(users[-1]["content"])
         prediction = self.predictor.predict([text])[0]
         label_tokens = self.tokenizer(prediction.label, add_special_tokens=False)["input_ids"]
-        return Answer(prediction.label, prediction.probability, self._prompt_tokens(text), len(label_tokens))
+        return Answer(prediction.label, prediction.probability, self._prompt_tokens(text), len(label_tokens)), prediction
 
     def _prompt_tokens(self, text: str) -> int:
         """Tokens the model reads: the chat prompt, or the raw text for a classifier head."""
@@ -184,3 +234,24 @@ class BundleClassifier:
             return len(self.predictor.prompt_ids(text))
         ids = self.tokenizer(text, truncation=True, max_length=self.predictor.max_tokens)["input_ids"]
         return len(ids)
+
+
+class CascadeClassifier:
+    """A bundle that escalates what it is unsure of (``roitune serve --escalate-to``).
+
+    The local model is guarded by its own lock; the fallback is called outside it, so one slow
+    escalation does not hold up the confident requests behind it."""
+
+    locks_itself = True
+
+    def __init__(self, local: BundleClassifier, escalation: Escalation):
+        self.local, self.escalation = local, escalation
+        self.model_id, self.labels = local.model_id, local.labels
+        self._lock = threading.Lock()
+
+    def classify(self, messages: list[dict[str, Any]]) -> Answer:
+        with self._lock:
+            answer, prediction = self.local.answer(messages)
+        routed = self.escalation.route(prediction, messages)
+        e = self.escalation
+        return replace(answer, label=routed.label, route=routed.as_dict(e.threshold, e.spec.model))

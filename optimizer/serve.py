@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,12 +35,14 @@ _ROUTES = {"/v1/models": "GET", "/health": "GET", "/v1/chat/completions": "POST"
 
 @dataclass(frozen=True)
 class Answer:
-    """One classification: the label, its probability, and the tokens it took."""
+    """One classification: the label, its probability, and the tokens it took. ``route`` says who
+    answered when a cascade may escalate (sent as the reply's ``roitune`` field)."""
 
     label: str
     probability: float
     prompt_tokens: int
     completion_tokens: int
+    route: dict[str, Any] | None = None
 
 
 class Classifier(Protocol):
@@ -49,7 +52,8 @@ class Classifier(Protocol):
     labels: list[str]
 
     def classify(self, messages: list[dict[str, Any]]) -> Answer:
-        """Classify one conversation (system + user messages)."""
+        """Classify one conversation (system + user messages). The server calls it under its lock
+        unless the classifier has ``locks_itself = True`` (it guards its model itself)."""
         ...
 
 
@@ -180,8 +184,9 @@ class _Handler(BaseHTTPRequestHandler):
         # temperature, max_tokens, n, ... are accepted and ignored: a classifier's answer is
         # one label, decided by the model, not by sampling.
         classifier = self.server.classifier
+        lock = nullcontext() if getattr(classifier, "locks_itself", False) else self.server.classify_lock
         try:
-            with self.server.classify_lock:
+            with lock:
                 answer = classifier.classify(messages)
         except Exception as exc:
             log.exception("classifier failed")
@@ -209,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
                     }
                 ]
             }
-        return {
+        reply = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -221,6 +226,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "total_tokens": answer.prompt_tokens + answer.completion_tokens,
             },
         }
+        if answer.route is not None:  # who answered: OpenAI clients ignore a field they do not know
+            reply["roitune"] = answer.route
+        return reply
 
     def _read_json(self) -> dict[str, Any]:
         length_header = self.headers.get("Content-Length")

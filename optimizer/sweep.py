@@ -21,6 +21,7 @@ from evals.metrics import score
 from evals.record import (CandidateRecord, Kind, SplitResult, add_test_result, compute_dollars, read_record,
                           remember_data, sweep_trials, write_trial_record)
 from evals.storage import open_study
+from optimizer.cascades import build_cascades
 from optimizer.config import Config
 from optimizer.ladder import load_data
 from optimizer.trial import TrialRun, Workbench
@@ -35,6 +36,7 @@ class SweepSummary:
     finished: int
     new_trials: list[int] = field(default_factory=list)
     tested: list[int] = field(default_factory=list)
+    cascades: list[int] = field(default_factory=list)  # cascades recorded after the finalists were tested
     compute_dollars: float = 0.0
 
 
@@ -143,6 +145,8 @@ def run_sweep(cfg: Config, *, console: Console, on_step=None) -> SweepSummary:
     summary.finished = finished_count(study)
     summary.compute_dollars = compute_dollars(study)
     summary.tested = score_finalists(study, bench)
+    summary.cascades = build_cascades(study, cfg.economics, objective=spec.objective, seed=cfg.seed,
+                                      console=console, every_pair=False).recorded
     return summary
 
 

@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 from http_servers import running
 
-from optimizer.serve import Answer, ClassifierServer, make_server
+from tfidf_classifier import TfidfClassifier
+
+from optimizer.serve import ClassifierServer, make_server
 
 LABELS = ["account_access", "billing", "shipping", "technical"]
 
@@ -111,37 +113,9 @@ def tickets() -> Tickets:
     )
 
 
-class TfidfClassifier:
-    """A real, small model: TF-IDF word + char n-grams and logistic regression."""
-
-    model_id = "tfidf-logreg-tickets"
-
-    def __init__(self) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline, make_union
-
-        features = make_union(
-            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-            TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True),
-        )
-        self.pipeline = make_pipeline(features, LogisticRegression(C=20.0, max_iter=2000))
-        texts, labels = zip(*TRAIN_TICKETS, strict=True)
-        self.pipeline.fit(list(texts), list(labels))
-        self.labels: list[str] = [str(c) for c in self.pipeline.classes_]
-
-    def classify(self, messages: list[dict[str, Any]]) -> Answer:
-        text = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-        probabilities = self.pipeline.predict_proba([text])[0]
-        best = int(probabilities.argmax())
-        # Whitespace words stand in for tokens: deterministic, so tests can check usage.
-        prompt_tokens = sum(len(str(m["content"]).split()) for m in messages)
-        return Answer(self.labels[best], float(probabilities[best]), prompt_tokens, 1)
-
-
 @pytest.fixture(scope="session")
 def classifier() -> TfidfClassifier:
-    return TfidfClassifier()
+    return TfidfClassifier(TRAIN_TICKETS)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 import dashboards
 from evals.charts import pareto_front
 from evals.cost import roi
-from evals.formatting import money, payback_text
+from evals.formatting import money, payback_text, pct
 from evals.record import records, study_data, sweep_trials
 from evals.report import Report, study_report
 from evals.storage import load_existing_study
@@ -109,7 +109,9 @@ def test_pareto_page_lists_the_front(study: StudyFiles, report: Report, monkeypa
     assert len(at.get("plotly_chart")) == 1
 
     at.radio(key="pareto-metric").set_value("macro_f1").run()  # the current solution has no macro-F1
-    points = [(r.record.label, r.result.macro_f1, r.record.cost_per_item) for r in report.ranked]
+    # Nor has a cascade into an assumed fallback (its escalated answers are unknown).
+    points = [(r.record.label, r.result.macro_f1, r.record.cost_per_item) for r in report.ranked
+              if r.result.macro_f1 == r.result.macro_f1]
     assert list(at.dataframe[0].value["candidate"]) == front(points)
 
 
@@ -168,6 +170,9 @@ def test_errors_page_lists_the_misclassified_items(study: StudyFiles, monkeypatc
     data = study_data(stored)
 
     for record in records(stored, states=["COMPLETE"]):
+        if record.cascade is not None and record.cascade.assumed:  # no answers for its escalated items
+            assert record.number not in at.selectbox(key="errors-candidate").options
+            continue
         at.selectbox(key="errors-candidate").set_value(record.number).run()
         assert not at.exception
         assert len(at.get("plotly_chart")) == 2  # confusion matrix and per-class F1
@@ -179,6 +184,29 @@ def test_errors_page_lists_the_misclassified_items(study: StudyFiles, monkeypatc
         table = at.dataframe[0].value
         assert len(table) == wrong > 0
         assert (table["gold"] != table["predicted"]).all()
+
+
+@slow
+def test_cascades_page_shows_the_chosen_threshold_and_calibration(study: StudyFiles, report: Report,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    at = open_page(monkeypatch, app_argv(study), "cascades")
+    cascades = [r for r in report.ranked if r.record.cascade is not None]
+    assert cascades  # the demo's classical baseline escalates to the current solution (see test_report)
+    first = cascades[0]
+    parts = first.record.cascade
+
+    assert at.selectbox(key="cascade").value == first.record.label
+    assert metric(at, "Threshold") == f"{parts.threshold:.3f}"
+    assert metric(at, "Answered locally") == pct(parts.coverage)
+    assert metric(at, "Monthly cost") == money(first.roi.monthly_cost)
+    assert len(at.get("plotly_chart")) == 1  # the curve over the threshold
+    if parts.assumed:
+        assert any("assumed" in w.value for w in at.warning)
+    listed, calibration = at.dataframe[0].value, at.dataframe[1].value
+    assert list(listed["cascade"]) == [r.record.label for r in cascades]
+    calibrated = [r for r in report.ranked if r.record.calibration is not None]
+    assert list(calibration["candidate"]) == [r.record.label for r in calibrated]
+    assert list(calibration["temperature"]) == [f"{r.record.calibration.temperature:.3f}" for r in calibrated]
 
 
 @slow

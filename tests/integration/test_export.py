@@ -28,10 +28,8 @@ from pathlib import Path
 import openai
 import pytest
 import yaml
+from cli_support import assert_one_line_error, ok, roitune
 from http_servers import running
-from typer.testing import CliRunner
-
-from optimizer.cli import app
 
 pytestmark = pytest.mark.slow
 
@@ -81,25 +79,6 @@ class Exported:
 class Predicted:
     lines: list[dict]
     stderr: str
-
-
-def roitune(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def ok(*args: str):
-    result = roitune(*args)
-    assert result.exit_code == 0, f"roitune {' '.join(args)}:\n{result.output}\n{result.exception!r}"
-    return result
-
-
-def assert_one_line_error(result, *needles: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    [line] = result.stderr.strip().splitlines()
-    assert line.startswith("error: ")
-    for needle in needles:
-        assert needle in line, line
 
 
 @pytest.fixture(scope="session")

@@ -125,11 +125,44 @@ def test_html_is_one_self_contained_file(study: StudyFiles, report: dict, tmp_pa
     page = path.read_text(encoding="utf-8")
     assert html.escape(report["recommendation"]["sentence"]) in page
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=[\"']?(https?:)?//", page, re.IGNORECASE)
-    assert page.count("Plotly.newPlot") == 2  # the Pareto and payback charts
+    cascades = [c for c in report["candidates"] if c["kind"] == "cascade"]
+    assert page.count("Plotly.newPlot") == 2 + bool(cascades)  # Pareto, payback, the cheapest cascade's curve
+    if cascades:
+        assert "Cascades: local when confident" in page and html.escape(cascades[0]["label"]) in page
     assert len(page) > 1_000_000  # plotly.js is inlined, not fetched
     for row in report["candidates"]:
         assert html.escape(row["label"]) in page
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no side files
+
+
+def test_cascades_are_in_the_json_with_their_parts_and_coverage(study: StudyFiles, report: dict):
+    from evals.calibration import confidences, top_probabilities
+
+    stored = {r.number: r for r in records(load_existing_study(study.storage, study.study))}
+    rows = {c["trial_number"]: c for c in report["candidates"]}
+    cascades = [c for c in report["candidates"] if c["kind"] == "cascade"]
+    # The demo economics (an entered 10% error rate at $0.05 an error, $0.0005 an item) make the
+    # classical baseline's cascade into the current solution pay: its unsure items go to it.
+    into_current = [c for c in cascades if c["cascade"]["local"] == "classical" and c["cascade"]["assumed"]]
+    assert len(into_current) == 1
+    for row in cascades:
+        parts = row["cascade"]
+        local = stored[parts["local_trial_number"]]
+        assert parts["local"] == local.label and 0 <= parts["threshold"] <= 1
+        # Coverage: the share of validation items whose calibrated confidence reaches the threshold.
+        conf = confidences(local.calibration, top_probabilities(local.validation))
+        assert 0 < parts["coverage"] < 1
+        assert parts["coverage"] == pytest.approx(float((conf >= parts["threshold"]).mean()))
+        assert row["test"] is not None and parts["test_coverage"] is not None  # scored on test once chosen
+        fallback_cost = 0.0005 if parts["assumed"] else rows[parts["fallback_trial_number"]]["cost_per_item"]
+        assert row["cost_per_item"] == pytest.approx(rows[local.number]["cost_per_item"]
+                                                     + (1 - parts["coverage"]) * fallback_cost)
+        if parts["assumed"]:
+            assert parts["fallback_trial_number"] is None and parts["assumed_fallback_accuracy"] == 0.9
+            assert "assumed" in parts["assumption"] and row["macro_f1"] is None
+    classical = rows[into_current[0]["cascade"]["local_trial_number"]]["calibration"]
+    assert classical["method"] == "temperature"
+    assert classical["ece_test"]["after"] <= classical["ece_test"]["before"] / 2
 
 
 def test_missing_study_is_a_one_line_error(study: StudyFiles):
