@@ -45,8 +45,8 @@ def payback_text(months: float | None) -> str:
         return "never"
     if months >= 1:
         return f"{months:.1f} months"
-    days = months * DAYS_PER_MONTH
-    return "within a day" if days < 1 else f"{round(days)} days"
+    days = round(months * DAYS_PER_MONTH)
+    return "within a day" if months * DAYS_PER_MONTH < 1 else f"{days} day{'s' if days > 1 else ''}"
 
 
 def volume_text(x: float | None) -> str:
