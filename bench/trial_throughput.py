@@ -204,6 +204,7 @@ def build_project(arm: Arm, meter: Meter, tokenizer, examples, labels, batch: in
     import optimizer.recipes.sft as sft
     from evals.classify import LabelScorer, PromptTemplate
     from optimizer.recipes.answers import answer_rows, collate
+    from optimizer.recipes.loop import Schedule
 
     model = get_peft_model(fresh_model(), lora_config())
     scorer = LabelScorer(model, tokenizer, PromptTemplate(INSTRUCTION, tuple(labels), list_labels=False),
@@ -220,8 +221,9 @@ def build_project(arm: Arm, meter: Meter, tokenizer, examples, labels, batch: in
 
     def run():
         meter.start()
-        sft.train_sft(model, rows, pad_id=tokenizer.pad_token_id, learning_rate=2e-4, epochs=1, batch_size=batch,
-                      seed=0, on_step=lambda step, loss: meter.step(*seen[step - 1], loss))
+        sft.train_sft(model, rows, pad_id=tokenizer.pad_token_id, batch_size=batch, seed=0,
+                      schedule=Schedule(learning_rate=2e-4, epochs=1, fail_if_stuck=False),
+                      on_step=lambda step, loss: meter.step(*seen[step - 1], loss))
 
     return run
 

@@ -77,6 +77,30 @@ def cpu_bf16_units() -> list[str]:
     return [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16")) if flag in flags]
 
 
+def bf16_training(precision: str = "auto", device: str = "cpu") -> bool:
+    """Whether to train under bfloat16 autocast: on CUDA, and on a CPU with bf16 units (an Intel
+    Xeon with AMX ran a SmolLM2-135M LoRA step 1.67x faster; an AMD EPYC without them, 8.9x
+    slower). ``precision`` "float32" or "bfloat16" overrides the choice."""
+    if precision != "auto":
+        return precision == "bfloat16"
+    return device == "cuda" or bool(cpu_bf16_units())
+
+
+def is_encoder(name: str) -> bool:
+    """A BERT-like encoder (no generative head): a model type that has a masked-LM head class.
+    Bundled names are known; anything else reads only its small config.json."""
+    if name in BUNDLED:
+        return BUNDLED[name].gguf_file is None  # the bundled encoder ships as a folder, the LM as GGUF
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    try:
+        config = AutoConfig.from_pretrained(model_path(name), trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot load model config '{name}': {str(err).splitlines()[0]}") from err
+    return config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
 def _clear_gguf_marker(model: PreTrainedModel) -> None:
     """A GGUF-loaded model is already dequantized to float, but transformers keeps a quantizer
     marker that makes save_pretrained refuse; the weights are plain tensors, so drop it."""
@@ -172,21 +196,12 @@ def load_causal_lm(
 ) -> PreTrainedModel:
     """A causal LM by name; ``quantization="nf4"`` loads the base in 4 bits (QLoRA)."""
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM
 
     kwargs = _common_kwargs()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
-    if quantization == "nf4":
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=double_quant,
-            bnb_4bit_compute_dtype=compute_dtype or dtype,
-        )
-        kwargs["device_map"] = {"": device}
-    elif quantization is not None:
-        raise ModelError(f"unknown quantization '{quantization}' (supported: nf4)")
+    kwargs.update(_quantization_kwargs(quantization, double_quant, compute_dtype or dtype, device))
     try:
         model = AutoModelForCausalLM.from_pretrained(model_path(name), dtype=dtype, **kwargs)
     except (OSError, ValueError) as err:  # ValueError: a folder with no model_type or tokenizer
@@ -197,15 +212,34 @@ def load_causal_lm(
     return model
 
 
+def _quantization_kwargs(quantization: str | None, double_quant: bool, compute_dtype, device: str) -> dict:
+    """``from_pretrained`` arguments for a 4-bit NF4 base (QLoRA); none for a float base."""
+    if quantization is None:
+        return {}
+    if quantization != "nf4":
+        raise ModelError(f"unknown quantization '{quantization}' (supported: nf4)")
+    from transformers import BitsAndBytesConfig
+
+    return {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                      bnb_4bit_use_double_quant=double_quant,
+                                                      bnb_4bit_compute_dtype=compute_dtype),
+            "device_map": {"": device}}
+
+
 def load_sequence_classifier(
-    name: str, labels: list[str], *, dtype: torch.dtype | None = None, device: str | None = None
+    name: str, labels: list[str], *, dtype: torch.dtype | None = None, device: str | None = None,
+    quantization: str | None = None, double_quant: bool = True, compute_dtype: torch.dtype | None = None,
 ) -> PreTrainedModel:
-    """A sequence-classification model (new, randomly initialised head over ``labels``)."""
+    """A sequence-classification model (new, randomly initialised head over ``labels``);
+    ``quantization="nf4"`` loads the body in 4 bits (QLoRA) and keeps the head in float."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
+    kwargs = {**_common_kwargs(), **_quantization_kwargs(quantization, double_quant, compute_dtype or dtype, device)}
+    if quantization is not None:  # the new head is trained in full: never quantise it
+        kwargs["quantization_config"].llm_int8_skip_modules = ["score", "classifier"]
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             model_path(name),
@@ -213,13 +247,13 @@ def load_sequence_classifier(
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
             label2id={label: i for i, label in enumerate(labels)},
-            **_common_kwargs(),
+            **kwargs,
         )
     except (OSError, ValueError) as err:  # ValueError: a folder with no model_type or tokenizer
         raise ModelError(f"cannot load model '{name}': {str(err).splitlines()[0]}") from err
     if model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id
-    return model.to(device)
+    return model if quantization is not None else model.to(device)
 
 
 def load_encoder(name: str = DEFAULT_ENCODER, *, device: str | None = None) -> PreTrainedModel:

@@ -138,7 +138,10 @@ class TrainingSummary:
     loss_first: float
     loss_last: float
     train_rows: int
-    precision: str = "float32"
+    precision: str = "float32"  # bfloat16 when trained under autocast (CUDA, or a CPU with bf16 units)
+    checks: tuple[float, ...] = ()  # validation accuracy at each check
+    best_check: int | None = None  # the check whose weights were kept (1-based)
+    stop_reason: str = ""  # epochs done, early stop, time or step budget
 
 
 @dataclass(frozen=True)

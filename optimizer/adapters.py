@@ -23,6 +23,7 @@ class AdapterSpec:
     list_labels: bool
     max_tokens: int
     quantization: str | None = None  # "nf4" for QLoRA adapters
+    full: bool = False  # full fine-tuning: the folder holds the whole model, not an adapter
 
     def template(self) -> PromptTemplate:
         return PromptTemplate(self.instruction, self.labels, list_labels=self.list_labels)
@@ -38,17 +39,20 @@ class AdapterSpec:
 
 
 def load_predictor(spec: AdapterSpec, adapter_dir: str | Path, *, merge: bool = False):
-    """A LabelScorer or HeadClassifier over the base model with the adapter applied."""
+    """A LabelScorer or HeadClassifier over the base model with the adapter applied (or over
+the fully fine-tuned model itself)."""
     from peft import PeftModel
 
     tokenizer = load_tokenizer(spec.base_model)
+    weights = str(adapter_dir) if spec.full else spec.base_model
     if spec.head == "classifier":
-        base = load_sequence_classifier(spec.base_model, list(spec.labels))
+        model = load_sequence_classifier(weights, list(spec.labels))
     else:
-        base = load_causal_lm(spec.base_model, quantization=spec.quantization)
-    model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False)
-    if merge:
-        model = model.merge_and_unload()
+        model = load_causal_lm(weights, quantization=spec.quantization)
+    if not spec.full:
+        model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+        if merge:
+            model = model.merge_and_unload()
     model.eval()
     if spec.head == "classifier":
         return HeadClassifier(model, tokenizer, spec.labels, max_tokens=spec.max_tokens)

@@ -109,19 +109,23 @@ baselines:
 
 search:
   objective: roi              # roi: min monthly dollars; pareto: max macro-F1, min $/item
-  trials: 2
-  base_models: [smollm2-135m-instruct]
-  methods: [lora]             # lora, qlora, dpo
-  heads: [generative]         # generative (label-constrained) or classifier
+  trials: 3                   # the first trials use known-good settings (optimizer/starts.py)
+  base_models: [minilm-l6, smollm2-135m-instruct]   # an encoder and a decoder LM; any HF id or path
+  methods: [full, lora]       # lora, qlora (4-bit base), dpo (SFT then DPO), full (every weight)
+  heads: [classifier, generative]   # classifier head (one forward) or generative (label-constrained)
   rank: [8, 16]
   alpha_ratio: [2.0]
-  learning_rate: {{low: 0.0005, high: 0.002}}
-  epochs: [1]
-  batch_size: [16]
+  learning_rate: {{low: 0.0002, high: 0.002}}       # LoRA
+  full_learning_rate: {{low: 0.00002, high: 0.0002}}  # full fine-tuning
+  head_learning_rate: {{low: 0.001, high: 0.005}}    # a new classifier head
+  epochs: [8]                 # at most: a trial stops when validation stops improving (patience)
+  patience: 3                 # checks without a gain; the best checkpoint is kept
+  trial_timeout_s: 150        # training seconds per trial (CPU-sized; raise it on a GPU)
+  batch_size: [16, 32]
   target_modules: [all-linear]
-  evals_per_epoch: 1
-  max_eval_items: 80          # validation items per check (CPU-sized; remove on a GPU)
-  pruner: hyperband
+  evals_per_epoch: 2
+  precision: auto             # bfloat16 where the CPU has bf16 units (AMX), else float32
+  pruner: none                # a 3-trial sweep gives each trial its full chance; hyperband on longer ones
 
 budget:
   max_dollars: 5.0

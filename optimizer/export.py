@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "roitune.json")
+FULL_MODEL_FILES = ("config.json", "model.safetensors", "roitune.json")  # a fully fine-tuned model
 CHECKSUMS = "SHA256SUMS"
 SOURCE_FILE = "source.json"
 # Hugging Face ids of the bundled models, for the card's metadata and the vLLM command
@@ -114,12 +115,16 @@ def check_exportable(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Ca
         reason = f" ({record.fail_reason})" if record.fail_reason else ""
         raise ExportError(f"trial {trial.number} is {record.state}{reason}: only COMPLETE trials can be exported")
     folder = Path(record.adapter_path or "")
-    if not all((folder / name).is_file() for name in ADAPTER_FILES):
+    if not all((folder / name).is_file() for name in _weight_files(record.method == "full")):
         raise ExportError(f"trial {trial.number}: adapter folder {folder} is missing or incomplete")
     return record
 
 
 # -- the bundle ----------------------------------------------------------------------------
+
+
+def _weight_files(full: bool) -> tuple[str, ...]:
+    return FULL_MODEL_FILES if full else ADAPTER_FILES
 
 
 def adapter_rank(adapter_config: dict[str, Any]) -> int:
@@ -144,6 +149,8 @@ def serve_hint(spec: AdapterSpec, bundle: Path, rank: int) -> str:
     ours = f"roitune serve {bundle}"
     if spec.head == "classifier":
         return f"vLLM's LoRA serving does not cover a custom classification (score) head; serve it with `{ours}`"
+    if spec.full:
+        return f"vllm serve {bundle}  (a fully fine-tuned model: no adapter, no --max-lora-rank)"
     base, max_rank = hub_id(spec.base_model), vllm_max_lora_rank(rank)
     if base is None:
         return f"The base model {spec.base_model} has no Hugging Face id for vLLM; serve it with `{ours}`"
@@ -154,9 +161,11 @@ def serve_hint(spec: AdapterSpec, bundle: Path, rank: int) -> str:
 
 
 def _copy_adapter(source: Path, target: Path, spec: AdapterSpec) -> dict[str, Any]:
-    """Copy the adapter files; returns the adapter config as written."""
-    for name in ADAPTER_FILES:
+    """Copy the adapter files; returns the adapter config as written (none for a full model)."""
+    for name in _weight_files(spec.full):
         shutil.copy2(source / name, target / name)
+    if spec.full:
+        return {}
     config = json.loads((source / "adapter_config.json").read_text())
     # The trial recorded the local cache folder it trained on; point loaders elsewhere
     # (PEFT's AutoPeftModel, vLLM) at the base model's public id instead.
@@ -273,7 +282,8 @@ def export_bundle(cfg: Config, which: str, out: Path, *, merge: bool = False, fo
     out.parent.mkdir(parents=True, exist_ok=True)
     staging.mkdir()
     try:
-        lora_rank = adapter_rank(_copy_adapter(source, staging, spec))
+        copied = _copy_adapter(source, staging, spec)
+        lora_rank = adapter_rank(copied) if copied else 0
         tokenizer = load_tokenizer(spec.base_model)
         tokenizer.save_pretrained(staging)
         (staging / "labels.json").write_text(json.dumps(list(spec.labels), indent=2) + "\n")
@@ -282,6 +292,9 @@ def export_bundle(cfg: Config, which: str, out: Path, *, merge: bool = False, fo
         _write_template(staging, spec, tokenizer)
         _write_cascade_files(staging, record, cascade)
         dequantized = merge and spec.quantization is not None
+        if merge and spec.full:
+            raise ExportError(f"trial {record.number} is a full fine-tune: the bundle already is a standalone "
+                              "model (drop --merge)")
         if merge:
             note = " (4-bit base loaded in full precision first: dequantised)" if dequantized else ""
             console.print(f"merging the adapter into a standalone model{note}")

@@ -16,7 +16,8 @@ from evals.models import DEFAULT_LLM
 if TYPE_CHECKING:
     import optuna
 
-Method = Literal["lora", "qlora", "dpo"]
+Method = Literal["lora", "qlora", "dpo", "full"]
+Precision = Literal["auto", "float32", "bfloat16"]
 Head = Literal["generative", "classifier"]
 
 # Names users write for common target-module sets; anything else is passed to PEFT as is.
@@ -50,13 +51,27 @@ class SearchSpec(BaseModel):
     trials: int = Field(4, ge=1, description="Finished trials to reach (resumed runs count earlier ones).")
     timeout_s: float | None = Field(None, gt=0, description="Stop starting trials after this many seconds.")
     base_models: list[str] = Field([DEFAULT_LLM], min_length=1, description="Bundled names, HF ids or paths.")
-    methods: list[Method] = Field(["lora"], min_length=1, description="lora, qlora (4-bit NF4 base), dpo (SFT then DPO).")
-    heads: list[Head] = Field(["generative"], min_length=1, description="generative (label-constrained) or classifier.")
+    methods: list[Method] = Field(["lora"], min_length=1,
+                                  description="lora, qlora (4-bit NF4 base), dpo (SFT then DPO), full (every weight).")
+    heads: list[Head] = Field(["generative"], min_length=1,
+                              description="generative (label-constrained) or classifier; encoders take classifier only.")
     rank: list[int] = Field([8, 16], min_length=1, description="LoRA rank choices.")
     alpha_ratio: list[float] = Field([2.0], min_length=1, description="LoRA alpha = rank x ratio.")
     dropout: Range = Field(Range(low=0.0, high=0.1), description="LoRA dropout.")
-    learning_rate: Range = Field(Range(low=2e-4, high=2e-3), description="Learning rate (log scale).")
-    epochs: list[int] = Field([1], min_length=1, description="Epoch choices.")
+    learning_rate: Range = Field(Range(low=2e-4, high=2e-3), description="LoRA learning rate (log scale).")
+    full_learning_rate: Range = Field(Range(low=2e-5, high=2e-4),
+                                      description="Full fine-tuning learning rate (log scale).")
+    head_learning_rate: Range = Field(Range(low=1e-3, high=5e-3),
+                                      description="A new classification head's own learning rate (log scale).")
+    epochs: list[int] = Field([8], min_length=1,
+                              description="Most epochs; early stopping and the time budget end a trial sooner.")
+    patience: int | None = Field(3, ge=1, description="Validation checks without a gain before a trial stops "
+                                                      "(its best checkpoint is kept); null: never stop early.")
+    trial_timeout_s: float | None = Field(None, gt=0, description="Training seconds per trial; the best checkpoint "
+                                                                   "so far is kept.")
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps per trial at most.")
+    precision: Precision = Field("auto", description="auto: bfloat16 autocast on CUDA and on CPUs with bf16 units "
+                                                     "(AMX, AVX-512 BF16), float32 elsewhere.")
     batch_size: list[int] = Field([16], min_length=1, description="Training batch size choices.")
     target_modules: list[str] = Field(["all-linear"], min_length=1,
                                       description="all-linear, attention, attention-qv, mlp, or a module name.")
@@ -70,7 +85,7 @@ class SearchSpec(BaseModel):
         ["mined"], min_length=1, description="file: data.preferences; mined: from the SFT model's mistakes.")
     dpo_learning_rate: float = Field(5e-5, gt=0, description="DPO learning rate.")
     dpo_epochs: int = Field(1, ge=1, description="DPO epochs.")
-    evals_per_epoch: int = Field(2, ge=1, description="Validation checks per epoch (for pruning).")
+    evals_per_epoch: int = Field(2, ge=1, description="Validation checks per epoch (pruning, early stopping).")
     max_eval_items: int | None = Field(None, gt=0, description="Validate on at most this many items.")
     pruner: Literal["hyperband", "halving", "median", "none"] = Field("hyperband", description="Optuna pruner.")
     serving_batch_size: int = Field(32, ge=1, description="Batch size at which $/item is measured.")
@@ -91,6 +106,7 @@ class TrialSettings:
     epochs: int
     batch_size: int
     target_modules: str
+    head_learning_rate: float | None = None  # classifier head only
     double_quant: bool = True
     compute_dtype: str = "float32"
     dpo_beta: float = 0.1
@@ -102,23 +118,37 @@ def _log_float(trial: optuna.Trial, name: str, span: Range) -> float:
 
 
 def sample(trial: optuna.Trial, spec: SearchSpec) -> TrialSettings:
-    """Sample one trial's settings; conditional dimensions only where they apply."""
+    """Sample one trial's settings; conditional dimensions only where they apply.
+
+    An encoder (BERT-like) has no generative head and DPO trains a generative answer, so those
+    combinations are not sampled but mapped to what applies (classifier; generative)."""
+    from evals.models import is_encoder
+
+    base_model = trial.suggest_categorical("base_model", spec.base_models)
     method = trial.suggest_categorical("method", spec.methods)
-    # DPO trains a generative answer, so a classifier head does not combine with it.
-    head = "generative" if method == "dpo" else trial.suggest_categorical("head", spec.heads)
-    rank = trial.suggest_categorical("rank", spec.rank)
+    if method == "dpo":
+        head = "generative"
+    elif is_encoder(base_model):
+        head = "classifier"
+    else:
+        head = trial.suggest_categorical("head", spec.heads)
+    full = method == "full"
+    rank = 0 if full else trial.suggest_categorical("rank", spec.rank)
     settings = dict(
-        base_model=trial.suggest_categorical("base_model", spec.base_models),
+        base_model=base_model,
         method=method,
         head=head,
         rank=rank,
-        alpha=rank * trial.suggest_categorical("alpha_ratio", spec.alpha_ratio),
-        dropout=trial.suggest_float("dropout", spec.dropout.low, spec.dropout.high),
-        learning_rate=_log_float(trial, "learning_rate", spec.learning_rate),
+        alpha=0.0 if full else rank * trial.suggest_categorical("alpha_ratio", spec.alpha_ratio),
+        dropout=0.0 if full else trial.suggest_float("dropout", spec.dropout.low, spec.dropout.high),
+        learning_rate=_log_float(trial, "full_learning_rate", spec.full_learning_rate) if full
+        else _log_float(trial, "learning_rate", spec.learning_rate),
         epochs=trial.suggest_categorical("epochs", spec.epochs),
         batch_size=trial.suggest_categorical("batch_size", spec.batch_size),
-        target_modules=trial.suggest_categorical("target_modules", spec.target_modules),
+        target_modules="all" if full else trial.suggest_categorical("target_modules", spec.target_modules),
     )
+    if head == "classifier":
+        settings["head_learning_rate"] = _log_float(trial, "head_learning_rate", spec.head_learning_rate)
     if method == "qlora":
         settings["double_quant"] = trial.suggest_categorical("double_quant", spec.double_quant)
         settings["compute_dtype"] = trial.suggest_categorical("compute_dtype", spec.compute_dtype)

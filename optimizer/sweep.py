@@ -24,6 +24,7 @@ from evals.storage import open_study
 from optimizer.cascades import build_cascades
 from optimizer.config import Config
 from optimizer.ladder import load_data
+from optimizer.starts import enqueue_first_trials
 from optimizer.trial import TrialRun, Workbench
 
 class SurplusTrial(RuntimeError):
@@ -87,7 +88,14 @@ def run_sweep(cfg: Config, *, console: Console, on_step=None) -> SweepSummary:
     study = open_study(cfg.storage, cfg.study, spec.objective, heartbeat_interval=cfg.heartbeat_s,
                        sampler=optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=4),
                        pruner=_make_pruner(spec.pruner, spec.evals_per_epoch * max(spec.epochs)))
+    if spec.trial_timeout_s:
+        console.print(f"time budget: each trial trains for at most {spec.trial_timeout_s:.0f} s and keeps its best "
+                      "validation checkpoint")
     remember_data(study, splits.labels, splits.validation, splits.test)
+    started_well = enqueue_first_trials(study, spec)
+    if started_well:
+        console.print(f"the first {started_well} trial(s) use known-good settings per base model, head and method; "
+                      "the sampler explores after them")
     run_dir = Path(cfg.runs_dir) / cfg.study
     bench = Workbench(cfg, splits, run_dir, cfg.economics.hardware_price(), on_step=on_step)
     cap = bench.eval_set.cap()

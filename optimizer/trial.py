@@ -15,17 +15,23 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from evals.classify import HeadClassifier, LabelScorer
 from evals.cost import Figure
 from evals.data import HeldOut, Splits, capped, load_preferences
 from evals.meter import metered
 from evals.metrics import score
-from evals.models import load_causal_lm, load_sequence_classifier, load_tokenizer
+from evals.models import load_causal_lm, load_tokenizer
 from evals.record import CandidateRecord, Cap, Kind, SplitResult, TrainingSummary, write_trial_record
 from evals.storage import objective_values
 from optimizer.adapters import AdapterSpec
 from optimizer.config import Config
-from optimizer.space import TrialSettings, sample, target_modules
+from optimizer.recipes.common import Job, Trained
+from optimizer.space import TrialSettings, sample
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass
@@ -68,36 +74,36 @@ class Workbench:
                            instruction=self.cfg.task.instruction,
                            list_labels=self.cfg.search.list_labels_in_prompt,
                            max_tokens=self.cfg.search.max_seq_tokens,
-                           quantization="nf4" if s.method == "qlora" else None)
+                           quantization="nf4" if s.method == "qlora" else None, full=s.method == "full")
 
 
 def describe(s: TrialSettings) -> str:
-    text = f"{s.method} r{s.rank} lr {s.learning_rate:.1e} {s.epochs}ep"
+    from evals.models import BUNDLED
+
+    model = s.base_model if s.base_model in BUNDLED else Path(s.base_model).name
+    text = f"{model} {s.method}" + ("" if s.method == "full" else f" r{s.rank}") + f" lr {s.learning_rate:.1e}"
     if s.method == "dpo":
         text += f" beta {s.dpo_beta:.2f} {s.dpo_pairs} pairs"
     return text + (" + classifier head" if s.head == "classifier" else "")
 
 
-def _lora_config(s: TrialSettings, task_type: str):
-    from peft import LoraConfig
-
-    return LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout,
-                      target_modules=target_modules(s.target_modules), task_type=task_type)
-
-
 class TrialRun:
-    """Runs one trial; ``run()`` returns the objective values and writes the trial's record."""
+    """Runs one trial, sample -> recipe -> evaluate -> record; ``run()`` returns the objective
+    values and writes the trial's record."""
 
     def __init__(self, trial, bench: Workbench):
+        from evals.models import bf16_training
+
         self.trial, self.bench, self.cfg = trial, bench, bench.cfg
         self.spec = bench.cfg.search
         self.settings = sample(trial, self.spec)
         self.adapter_spec = bench.spec_for(self.settings)
+        self.bf16 = bf16_training(self.spec.precision, _device())
         self.timings = {"train": 0.0, "eval": 0.0}
-        self.model = None  # the adapter-wrapped model, kept so a failed trial can still release it
+        self.model = None  # the trained model, kept so a failed trial can still release it
+        settings = {**asdict(self.settings), "precision": "bfloat16" if self.bf16 else "float32"}
         self.record = CandidateRecord(kind=Kind.trial, name=f"trial {trial.number}: {describe(self.settings)}",
-                                      method=self.settings.method, settings=asdict(self.settings),
-                                      caps=bench.caps())
+                                      method=self.settings.method, settings=settings, caps=bench.caps())
         write_trial_record(trial, self.record)
 
     def update(self, **changes) -> None:
@@ -109,18 +115,19 @@ class TrialRun:
         self.update(fail_reason=reason)
 
     # -- scoring ---------------------------------------------------------------------------
-    def _predictor(self, model, tokenizer):
-        if self.settings.head == "classifier":
-            return HeadClassifier(model, tokenizer, self.bench.splits.labels, max_tokens=self.spec.max_seq_tokens)
-        return LabelScorer(model, tokenizer, self.adapter_spec.template(), max_prompt_tokens=self.spec.max_seq_tokens)
-
-    def evaluate(self, predictor, held: HeldOut):
+    def evaluate(self, predictor, held: HeldOut, *, throughput=None):
+        """Score ``held``; time it too unless a ``throughput`` of this model is given (the
+        validation checks of one trial reuse the first check's: training changes no shapes)."""
         began = time.perf_counter()
+        size = self.spec.serving_batch_size
 
         def predict(batch):  # one forward batch = one serving batch
             return predictor.predict([e.text for e in batch], batch_size=len(batch))
 
-        answers, throughput = metered(predict, held.items, batch_size=self.spec.serving_batch_size)
+        if throughput is None:
+            answers, throughput = metered(predict, held.items, batch_size=size)
+        else:  # the same batches as metered's: padding, and so the numbers, are the same
+            answers = [a for start in range(0, len(held.items), size) for a in predict(held.items[start:start + size])]
         labels = self.bench.splits.labels
         predictions = [a.label for a in answers]
         scores = score([e.label for e in held.items], predictions, labels, seed=self.cfg.seed)
@@ -131,107 +138,58 @@ class TrialRun:
     def _values(self, result: SplitResult, cost: Figure) -> list[float]:
         return objective_values(self.spec.objective, self.cfg.economics, result.accuracy, result.macro_f1, cost.value)
 
-    def _pruning_hook(self, predictor) -> Callable[[int], None] | None:
-        """Report validation results during training; prune when the pruner says so."""
+    def _checker(self, predictor) -> Callable[[int], float]:
+        """Each validation check: its accuracy decides early stopping and the kept checkpoint,
+        and (single objective) is reported to Optuna, which may prune the trial."""
         import optuna
 
-        if self.spec.objective != "roi" or self.spec.pruner == "none":  # multi-objective cannot prune
-            return None
+        prunable = self.spec.objective == "roi" and self.spec.pruner != "none"  # multi-objective cannot prune
 
-        def on_eval(step: int) -> None:
-            result, cost, _ = self.evaluate(predictor, self.bench.eval_set)
-            self.trial.report(self._values(result, cost)[0], step)
-            if self.trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at check {step}: validation accuracy {result.accuracy:.3f}")
+        timed = []
+
+        def on_eval(step: int) -> float:
+            result, cost, throughput = self.evaluate(predictor, self.bench.eval_set,
+                                                     throughput=timed[0] if timed else None)
+            timed[:] = [throughput]
+            if prunable:
+                self.trial.report(self._values(result, cost)[0], step)
+                if self.trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at check {step}: validation accuracy {result.accuracy:.3f}")
+            return result.accuracy
 
         return on_eval
 
-    def _step_hook(self, phase: str, total: int):
-        if self.bench.on_step is None:
-            return None
-        return lambda step, loss: self.bench.on_step(phase, step, total, loss)
+    # -- the recipe ------------------------------------------------------------------------
+    def _train(self) -> Trained:
+        from optimizer.recipes import classifier, dpo, sft
 
-    # -- methods ---------------------------------------------------------------------------
-    def _train_generative(self):
-        import torch
-        from peft import get_peft_model
-
-        from optimizer.recipes.answers import answer_rows
-        from optimizer.recipes.sft import train_sft
-
-        s = self.settings
+        s, bench = self.settings, self.bench
+        job = Job(settings=s, search=self.spec, labels=bench.splits.labels, train=bench.splits.train,
+                  seed=self.cfg.seed, bf16=self.bf16, checker=self._checker, on_step=bench.on_step,
+                  hold=lambda model: setattr(self, "model", model))
         tokenizer = load_tokenizer(s.base_model)
-        torch.manual_seed(self.cfg.seed)
-        model = self.model = get_peft_model(self.bench.causal_lm(s), _lora_config(s, "CAUSAL_LM"))
-        predictor = self._predictor(model, tokenizer)
-        rows = answer_rows(predictor, self.bench.splits.train)
-        steps = s.epochs * -(-len(rows) // s.batch_size)
-        stats = train_sft(model, rows, pad_id=tokenizer.pad_token_id, learning_rate=s.learning_rate,
-                          epochs=s.epochs, batch_size=s.batch_size, seed=self.cfg.seed,
-                          evals_per_epoch=self.spec.evals_per_epoch, on_eval=self._pruning_hook(predictor),
-                          on_step=self._step_hook("sft", steps))
-        if s.method == "dpo":
-            stats = self._train_dpo(model, predictor, tokenizer, stats)
-        return model, predictor, stats
-
-    def _train_dpo(self, model, predictor, tokenizer, sft_stats):
-        from optimizer.recipes.answers import AnswerRow
-        from optimizer.recipes.dpo import mine_pairs, train_dpo
-        from evals.classify import label_token_ids
-
-        s = self.settings
-        if s.dpo_pairs == "file":
-            if not self.cfg.data.preferences:
-                raise ValueError("dpo_pairs 'file' needs data.preferences")
-            triples = [(p.prompt, p.chosen, p.rejected)
-                       for p in load_preferences(self.cfg.data.preferences, labels=self.bench.splits.labels)]
-        else:
-            triples = mine_pairs(predictor, self.bench.splits.train)
-        answers = label_token_ids(tokenizer, self.bench.splits.labels)
-        pairs = [(AnswerRow(predictor.prompt_ids(text), answers[chosen]),
-                  AnswerRow(predictor.prompt_ids(text), answers[rejected])) for text, chosen, rejected in triples]
-        steps = self.spec.dpo_epochs * -(-len(pairs) // s.batch_size)
-        stats = train_dpo(model, pairs, pad_id=tokenizer.pad_token_id, beta=s.dpo_beta,
-                          learning_rate=self.spec.dpo_learning_rate, epochs=self.spec.dpo_epochs,
-                          batch_size=s.batch_size, seed=self.cfg.seed, on_step=self._step_hook("dpo", steps))
-        self.update(details={**self.record.details, "dpo_pairs_used": len(pairs)})
-        stats.steps += sft_stats.steps
-        stats.tokens += sft_stats.tokens
-        stats.seconds += sft_stats.seconds
-        stats.losses = sft_stats.losses + stats.losses
-        return stats
-
-    def _train_classifier(self):
-        import torch
-        from peft import get_peft_model
-
-        from optimizer.recipes.classifier import train_classifier
-
-        s = self.settings
-        tokenizer = load_tokenizer(s.base_model)
-        torch.manual_seed(self.cfg.seed)
-        base = load_sequence_classifier(s.base_model, self.bench.splits.labels)
-        model = self.model = get_peft_model(base, _lora_config(s, "SEQ_CLS"))
-        predictor = self._predictor(model, tokenizer)
-        index = {label: i for i, label in enumerate(self.bench.splits.labels)}
-        train = self.bench.splits.train
-        steps = s.epochs * -(-len(train) // s.batch_size)
-        stats = train_classifier(model, tokenizer, [e.text for e in train], [index[e.label] for e in train],
-                                 learning_rate=s.learning_rate, epochs=s.epochs, batch_size=s.batch_size,
-                                 seed=self.cfg.seed, max_tokens=self.spec.max_seq_tokens,
-                                 evals_per_epoch=self.spec.evals_per_epoch, on_eval=self._pruning_hook(predictor),
-                                 on_step=self._step_hook("classifier", steps))
-        return model, predictor, stats
+        if s.head == "classifier":
+            return classifier.run(job, tokenizer)
+        # A full fine-tune changes the base itself, so it gets its own copy; adapters share one.
+        base = load_causal_lm(s.base_model) if s.method == "full" else bench.causal_lm(s)
+        template = self.adapter_spec.template()
+        if s.method != "dpo":
+            return sft.run(job, base, tokenizer, template)
+        preferences = None
+        if self.cfg.data.preferences:
+            preferences = [(p.prompt, p.chosen, p.rejected)
+                           for p in load_preferences(self.cfg.data.preferences, labels=bench.splits.labels)]
+        return dpo.run(job, base, tokenizer, template, preferences)
 
     # -- the trial -------------------------------------------------------------------------
     def run(self) -> list[float]:
         began = time.perf_counter()
-        train = self._train_classifier if self.settings.head == "classifier" else self._train_generative
         try:
-            model, predictor, stats = train()
+            trained = self._train()
+            self.model, predictor, stats = trained.model, trained.predictor, trained.stats
             self.timings["train"] = stats.seconds
             result, cost, throughput = self.evaluate(predictor, self.bench.eval_set)
-            adapter_dir = self._save(model)
+            adapter_dir = self._save(trained.model)
         finally:
             self._release()
             wall = time.perf_counter() - began
@@ -245,8 +203,11 @@ class TrialRun:
             training=TrainingSummary(steps=stats.steps, tokens=stats.tokens, seconds=round(stats.seconds, 3),
                                      tokens_per_second=round(stats.tokens_per_second, 1),
                                      loss_first=sum(first) / len(first), loss_last=sum(last) / len(last),
-                                     train_rows=len(self.bench.splits.train)),
-            details={**self.record.details, "timings": {**{k: round(v, 3) for k, v in self.timings.items()},
+                                     train_rows=len(self.bench.splits.train),
+                                     precision="bfloat16" if self.bf16 else "float32",
+                                     checks=tuple(round(c, 4) for c in stats.checks), best_check=stats.best_check,
+                                     stop_reason=stats.stop_reason),
+            details={**self.record.details, **trained.details, "timings": {**{k: round(v, 3) for k, v in self.timings.items()},
                                                         "overhead": round(wall - sum(self.timings.values()), 3)}})
         return self._values(result, cost)
 
@@ -265,8 +226,8 @@ class TrialRun:
         """Remove the adapter from the shared base (it is reused) and free memory."""
         import torch
 
-        if self.model is not None and self.settings.head == "generative":
-            self.model.unload()  # strips LoRA layers without merging: the base is as loaded
+        if self.model is not None and self.settings.head == "generative" and self.settings.method != "full":
+            self.model.unload()  # strips LoRA layers without merging: the shared base is as loaded
         self.model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

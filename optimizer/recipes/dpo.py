@@ -11,8 +11,40 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from optimizer.recipes import sft
 from optimizer.recipes.answers import AnswerRow, answer_token_log_probs, collate, length_buckets
-from optimizer.recipes.loop import TrainStats, train
+from optimizer.recipes.common import Job, Trained
+from optimizer.recipes.loop import Schedule, TrainStats, train
+
+
+def run(job: Job, base_model, tokenizer, template, preferences: Sequence[tuple[str, str, str]] | None) -> Trained:
+    """SFT (the ``sft`` recipe, early stopping and all), then DPO on pairs from the user's file
+    (``preferences``: (text, chosen, rejected)) or mined from the SFT model's own mistakes."""
+    from evals.classify import label_token_ids
+
+    s = job.settings
+    if s.dpo_pairs == "file" and preferences is None:
+        raise ValueError("dpo_pairs 'file' needs data.preferences")
+    trained = sft.run(job, base_model, tokenizer, template)
+    predictor = trained.predictor
+    triples = preferences if s.dpo_pairs == "file" else mine_pairs(predictor, job.train)
+    answers = label_token_ids(tokenizer, job.labels)
+    pairs = [(AnswerRow(predictor.prompt_ids(text), answers[chosen]),
+              AnswerRow(predictor.prompt_ids(text), answers[rejected])) for text, chosen, rejected in triples]
+    # DPO's preference loss starts at ln 2 and need not fall far: no early stop, no chance check.
+    schedule = job.schedule(-(-len(pairs) // s.batch_size), learning_rate=job.search.dpo_learning_rate,
+                            epochs=job.search.dpo_epochs, checks=False)
+    stats = train_dpo(trained.model, pairs, pad_id=tokenizer.pad_token_id, beta=s.dpo_beta,
+                      batch_size=s.batch_size, seed=job.seed, schedule=schedule,
+                      on_step=job.step_hook("dpo", -(-len(pairs) // s.batch_size) * schedule.epochs))
+    sft_stats = trained.stats
+    stats.steps += sft_stats.steps
+    stats.tokens += sft_stats.tokens
+    stats.seconds += sft_stats.seconds
+    stats.losses = sft_stats.losses + stats.losses
+    stats.checks, stats.best_check = sft_stats.checks, sft_stats.best_check
+    stats.stop_reason = f"SFT: {sft_stats.stop_reason}; then {schedule.epochs} DPO epoch(s)"
+    return Trained(trained.model, predictor, stats, {"dpo_pairs_used": len(pairs)})
 
 
 def mine_pairs(scorer, examples, *, max_pairs: int = 512) -> list[tuple[str, str, str]]:
@@ -39,10 +71,9 @@ def train_dpo(
     *,
     pad_id: int,
     beta: float,
-    learning_rate: float,
-    epochs: int,
     batch_size: int,
     seed: int,
+    schedule: Schedule,
     on_step: Callable[[int, float], None] | None = None,
 ) -> TrainStats:
     import torch
@@ -70,4 +101,4 @@ def train_dpo(
         margin = (logps[:len(chunk)] - ref[:, 0]) - (logps[len(chunk):] - ref[:, 1])
         return -torch.nn.functional.logsigmoid(beta * margin).mean(), tensors.tokens
 
-    return train(model, batches, loss_of, learning_rate=learning_rate, epochs=epochs, on_step=on_step)
+    return train(model, batches, loss_of, schedule, on_step=on_step)

@@ -1,21 +1,54 @@
-"""The training loop every recipe shares: AdamW on the trainable (LoRA) parameters, linear
-warm-up and decay, NaN/inf detection, and periodic evaluation hooks (for pruning).
+"""The training loop every recipe shares.
+
+AdamW with one learning rate for the body (LoRA weights, or every weight in full fine-tuning)
+and its own for a new classification head; linear warm-up then cosine decay; gradient clipping;
+NaN/inf detection; validation checks that prune, stop early and keep the best point.
 
 A plain loop rather than transformers' Trainer: on these small models the Trainer's defaults
 (gradient checkpointing in TRL, full-vocabulary logits at every position, metric passes) made a
 step up to 20x slower than this loop (see BENCHMARKS.md), and a sweep is many trials.
+
+Why the stopping rules look the way they do (measured on the demo tickets, docs/design.md):
+a 135M model with a classifier head reached its best validation accuracy after 1-2 epochs and
+then overfit (train loss 0.02), while MiniLM at a too-high learning rate never left chance
+level. So every check may become the kept checkpoint, ``patience`` checks without a gain stop
+the trial, and a loss that has not left its starting level after some 60 steps fails it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 
+STUCK_AFTER_STEPS = 60  # enough steps for any working learning rate to move the loss
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: the trial fails with this reason."""
+
+
+class StuckAtChance(RuntimeError):
+    """The loss never left its starting (chance) level: the trial fails with this reason."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long and how fast a recipe trains."""
+
+    learning_rate: float
+    epochs: int  # at most; early stopping and the time budget may end training sooner
+    head_learning_rate: float | None = None  # parameters ``is_head`` picks; None: learning_rate
+    warmup_fraction: float = 0.06
+    evals_per_epoch: int = 1
+    patience: int | None = None  # checks without a better validation score before stopping
+    time_budget_s: float | None = None  # training seconds (checks excluded) before stopping
+    max_steps: int | None = None
+    bf16: bool = False  # autocast the forward and backward to bfloat16
+    fail_if_stuck: bool = True  # a loss that has not fallen after STUCK_AFTER_STEPS fails the run
 
 
 @dataclass
@@ -24,48 +57,112 @@ class TrainStats:
     tokens: int = 0
     seconds: float = 0.0  # training only: evaluation hooks are excluded
     losses: list[float] = field(default_factory=list)
+    checks: list[float] = field(default_factory=list)  # validation score at each check
+    best_check: int | None = None  # 1-based index into checks of the kept checkpoint
+    stop_reason: str = "epochs done"
 
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
+def is_head(name: str) -> bool:
+    """A new classification head's parameters (Llama's ``score``, BERT's ``classifier``), under
+    PEFT's ``modules_to_save`` wrapper or not."""
+    parts = name.split(".")
+    return "score" in parts or "classifier" in parts
+
+
+def _parameter_groups(model, schedule: Schedule) -> list[dict]:
+    body, head = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (head if schedule.head_learning_rate is not None and is_head(name) else body).append(param)
+    groups = [{"params": body, "lr": schedule.learning_rate}]
+    if head:
+        groups.append({"params": head, "lr": schedule.head_learning_rate})
+    return [g for g in groups if g["params"]]
+
+
+def _trainable_state(model) -> dict:
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _restore(model, state: dict) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in state:
+                param.copy_(state[name])
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
 def train(
     model,
     batches: Callable[[int], Sequence],  # epoch -> batches of that epoch
     loss_of: Callable[[object], tuple["torch.Tensor", int]],  # batch -> (loss, tokens)
+    schedule: Schedule,
     *,
-    learning_rate: float,
-    epochs: int,
-    evals_per_epoch: int = 1,
-    on_eval: Callable[[int], None] | None = None,  # called with the eval index (1, 2, ...)
+    on_eval: Callable[[int], float] | None = None,  # check index (1, 2, ...) -> score, higher is better
     on_step: Callable[[int, float], None] | None = None,
-    warmup_fraction: float = 0.1,
 ) -> TrainStats:
     import torch
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
-    epoch_batches = [batches(epoch) for epoch in range(epochs)]
-    total = sum(len(b) for b in epoch_batches)
-    warmup = max(1, int(total * warmup_fraction))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+    groups = _parameter_groups(model, schedule)
+    params = [p for g in groups for p in g["params"]]
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
+    planned = [len(batches(0))] * schedule.epochs  # the batch count is the same every epoch
+    total = min(sum(planned), schedule.max_steps or sum(planned))
+    warmup = max(1, int(total * schedule.warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    autocast = (torch.autocast(device_type=next(model.parameters()).device.type, dtype=torch.bfloat16)
+                if schedule.bf16 else contextlib.nullcontext())
     stats = TrainStats()
-    evals_done = 0
+    best: tuple[float, dict] | None = None
     model.train()
-    for epoch, this_epoch in enumerate(epoch_batches):
-        checkpoints = {math.ceil(len(this_epoch) * (k + 1) / evals_per_epoch) for k in range(evals_per_epoch)}
+
+    def check() -> bool:
+        """One validation check; False when training should stop."""
+        nonlocal best
+        model.eval()
+        value = on_eval(len(stats.checks) + 1)
+        model.train()
+        stats.checks.append(value)
+        if best is None or value > best[0]:
+            best = (value, _trainable_state(model))
+            stats.best_check = len(stats.checks)
+        elif schedule.patience is not None and len(stats.checks) - stats.best_check >= schedule.patience:
+            stats.stop_reason = f"early stop: no better validation score in {schedule.patience} checks"
+            return False
+        return True
+
+    going, checked_last, judged = True, False, False
+    for epoch in range(schedule.epochs):
+        this_epoch = batches(epoch)
+        checkpoints = {math.ceil(len(this_epoch) * (k + 1) / schedule.evals_per_epoch)
+                       for k in range(schedule.evals_per_epoch)}
         for index, batch in enumerate(this_epoch, start=1):
             began = time.perf_counter()
-            loss, tokens = loss_of(batch)
+            with autocast:
+                loss, tokens = loss_of(batch)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss.item()} at step {stats.steps + 1} "
-                                       f"(learning rate {learning_rate:.3g})")
+                                       f"(learning rate {schedule.learning_rate:.3g})")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
-            schedule.step()
+            lr_schedule.step()
             optimizer.zero_grad(set_to_none=True)
             stats.seconds += time.perf_counter() - began
             stats.steps += 1
@@ -73,10 +170,34 @@ def train(
             stats.losses.append(loss.item())
             if on_step:
                 on_step(stats.steps, stats.losses[-1])
-            if on_eval and index in checkpoints:
-                evals_done += 1
-                model.eval()
-                on_eval(evals_done)
-                model.train()
+            checked_last = bool(on_eval) and index in checkpoints
+            if checked_last and not check():
+                going = False
+            elif schedule.max_steps is not None and stats.steps >= schedule.max_steps:
+                stats.stop_reason, going = f"step budget of {schedule.max_steps} reached", False
+            elif schedule.time_budget_s is not None and stats.seconds >= schedule.time_budget_s:
+                stats.stop_reason, going = f"time budget of {schedule.time_budget_s:.0f} s reached", False
+            if not going:
+                break
+        if schedule.fail_if_stuck and not judged and stats.steps >= STUCK_AFTER_STEPS:
+            judged = True
+            _fail_if_stuck(stats)
+        if not going:
+            break
+    if on_eval and not checked_last:
+        check()  # a budget cut training between checks: the point where it ended competes too
+    if best is not None and stats.best_check != len(stats.checks):
+        _restore(model, best[1])
     model.eval()
     return stats
+
+
+def _fail_if_stuck(stats: TrainStats) -> None:
+    """Once, at the end of the first epoch that completes ``STUCK_AFTER_STEPS`` steps: a loss
+    still at its starting level means the run learns nothing (the MiniLM collapse at a too-high
+    learning rate: loss at ln(40) from the first steps on). A shorter run is not judged."""
+    window = max(5, len(stats.losses) // 5)
+    first, last = _mean(stats.losses[:window]), _mean(stats.losses[-window:])
+    if last > 0.9 * first and last > 0.5:  # a loss below 0.5 has learned something wherever it began
+        raise StuckAtChance(f"loss stayed at its starting level ({first:.2f} -> {last:.2f}) over the first "
+                            f"{stats.steps} steps: the learning rate is too high or too low for this model")

@@ -1,15 +1,36 @@
-"""Supervised fine-tuning of a LoRA adapter on the chat format (``lora`` and ``qlora``).
+"""Supervised fine-tuning of the generative answer (``lora``, ``qlora``, ``full``).
 
 The model learns to answer the prompt with the label and end-of-turn; the loss is the
-cross-entropy of those answer tokens only (the prompt is context, not a target).
+cross-entropy of those answer tokens only (the prompt is context, not a target). It is scored
+by label-constrained decoding (``evals.classify.LabelScorer``), as it will be served.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from optimizer.recipes.answers import AnswerRow, answer_token_log_probs, collate, length_buckets
-from optimizer.recipes.loop import TrainStats, train
+from optimizer.recipes.answers import AnswerRow, answer_rows, answer_token_log_probs, collate, length_buckets
+from optimizer.recipes.common import Job, Trained
+from optimizer.recipes.loop import Schedule, TrainStats, train
+
+
+def run(job: Job, base_model, tokenizer, template) -> Trained:
+    """Set up the weights for ``job.settings.method`` on ``base_model``, train, return."""
+    import torch
+
+    from evals.classify import LabelScorer
+
+    torch.manual_seed(job.seed)
+    model = job.prepared(base_model, "CAUSAL_LM")
+    predictor = LabelScorer(model, tokenizer, template, max_prompt_tokens=job.search.max_seq_tokens)
+    rows = answer_rows(predictor, job.train)
+    per_epoch = -(-len(rows) // job.settings.batch_size)
+    schedule = job.schedule(per_epoch)
+    stats = train_sft(model, rows, pad_id=tokenizer.pad_token_id, batch_size=job.settings.batch_size,
+                      seed=job.seed, schedule=schedule,
+                      on_eval=job.checker(predictor) if job.checker else None,
+                      on_step=job.step_hook("sft", per_epoch * schedule.epochs))
+    return Trained(model, predictor, stats, {})
 
 
 def train_sft(
@@ -17,12 +38,10 @@ def train_sft(
     rows: Sequence[AnswerRow],
     *,
     pad_id: int,
-    learning_rate: float,
-    epochs: int,
     batch_size: int,
     seed: int,
-    evals_per_epoch: int = 1,
-    on_eval: Callable[[int], None] | None = None,
+    schedule: Schedule,
+    on_eval: Callable[[int], float] | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> TrainStats:
     import torch
@@ -39,5 +58,4 @@ def train_sft(
         picked = answer_token_log_probs(model, tensors)
         return -picked.sum() / tensors.target_mask.sum(), tensors.tokens
 
-    return train(model, batches, loss_of, learning_rate=learning_rate, epochs=epochs,
-                 evals_per_epoch=evals_per_epoch, on_eval=on_eval, on_step=on_step)
+    return train(model, batches, loss_of, schedule, on_eval=on_eval, on_step=on_step)

@@ -1,0 +1,83 @@
+"""Known-good first trials: a study starts where good settings are, then the sampler explores.
+
+A random first draw from a wide space often lands on a learning rate that starves or breaks a
+method (on the demo tickets, MiniLM with a classifier head at 4e-3 never left chance level), and
+a CPU sweep has room for a handful of trials. So before TPE samples anything, the sweep enqueues
+one trial per (base model, head, method) the space allows, with the settings below, clamped to
+the user's ranges and choices. Where they come from:
+
+- encoder + classifier head, full fine-tuning: body 1e-4, head 2e-3, batch 32 (DESIGN's plain
+  script: MiniLM-L6 reached 93.3% on Banking77 after 4 epochs);
+- LoRA on a decoder: 1e-3 with rank 16 (the usual LoRA range, 1e-4..2e-3, upper half for a
+  135M model whose answers are a few tokens); a new head 2e-3;
+- full fine-tuning of a decoder: 3e-5 (full fine-tunes of small LMs diverge above ~1e-4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optimizer.space import Range, SearchSpec
+
+# (encoder?, head, method) -> settings; the order is the order of the first trials: the
+# cheapest strong candidates first, so a short sweep has them.
+GOOD_SETTINGS: dict[tuple[bool, str, str], dict[str, Any]] = {
+    (True, "classifier", "full"): {"full_learning_rate": 1e-4, "head_learning_rate": 2e-3, "batch_size": 32},
+    (False, "classifier", "lora"): {"learning_rate": 1e-3, "head_learning_rate": 2e-3, "rank": 16},
+    (False, "generative", "lora"): {"learning_rate": 1e-3, "rank": 16},
+    (True, "classifier", "lora"): {"learning_rate": 2e-3, "head_learning_rate": 3e-3, "rank": 16, "batch_size": 32},
+    (False, "classifier", "full"): {"full_learning_rate": 3e-5, "head_learning_rate": 2e-3},
+    (False, "generative", "full"): {"full_learning_rate": 3e-5},
+    (False, "classifier", "qlora"): {"learning_rate": 1e-3, "head_learning_rate": 2e-3, "rank": 16},
+    (False, "generative", "qlora"): {"learning_rate": 1e-3, "rank": 16},
+    (False, "generative", "dpo"): {"learning_rate": 1e-3, "rank": 16, "dpo_beta": 0.1},
+    (True, "classifier", "qlora"): {"learning_rate": 2e-3, "head_learning_rate": 3e-3, "rank": 16, "batch_size": 32},
+}
+_RANGES = ("learning_rate", "full_learning_rate", "head_learning_rate", "dpo_beta")
+_CHOICES = {"rank": "rank", "batch_size": "batch_size"}
+
+
+def _clamp(value: float, span: Range) -> float:
+    return min(max(value, span.low), span.high)
+
+
+def _nearest(value: int, choices: list[int]) -> int:
+    return min(choices, key=lambda c: (abs(c - value), c))
+
+
+def first_trials(spec: SearchSpec) -> list[dict[str, Any]]:
+    """Optuna params of the known-good first trials the space allows, in order."""
+    from evals.models import is_encoder
+
+    found = []
+    for (encoder, head, method), good in GOOD_SETTINGS.items():
+        if method not in spec.methods or (head not in spec.heads and method != "dpo" and not encoder):
+            continue
+        for base in spec.base_models:
+            if is_encoder(base) != encoder:
+                continue
+            params: dict[str, Any] = {"base_model": base, "method": method}
+            if not encoder and method != "dpo":
+                params["head"] = head
+            for name, value in good.items():
+                if name in _RANGES:
+                    params[name] = _clamp(value, getattr(spec, name))
+                else:
+                    params[name] = _nearest(value, getattr(spec, _CHOICES[name]))
+            if method == "full":
+                params.pop("rank", None)
+            found.append(params)
+    return found
+
+
+def enqueue_first_trials(study, spec: SearchSpec) -> int:
+    """Enqueue the known-good first trials into a study that has no sweep trial yet; returns
+    how many (a resumed study keeps what it has)."""
+    from evals.record import sweep_trials
+
+    if sweep_trials(study):
+        return 0
+    trials = first_trials(spec)[:spec.trials]
+    for params in trials:
+        study.enqueue_trial(params, skip_if_exists=True)
+    return len(trials)

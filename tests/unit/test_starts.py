@@ -1,0 +1,37 @@
+"""The known-good first trials: one per (base model, head, method) the space allows, inside
+the user's ranges, and only for a study that has no sweep trial yet."""
+
+from __future__ import annotations
+
+import optuna
+
+from optimizer.space import Range, SearchSpec
+from optimizer.starts import enqueue_first_trials, first_trials
+
+
+def test_one_first_trial_per_model_head_and_method_in_order():
+    spec = SearchSpec(base_models=["minilm-l6", "smollm2-135m-instruct"], methods=["full", "lora"],
+                      heads=["classifier", "generative"], batch_size=[16, 32])
+    trials = first_trials(spec)
+    assert [(t["base_model"], t["method"], t.get("head")) for t in trials][:3] == [
+        ("minilm-l6", "full", None),  # an encoder takes a classifier head: not sampled
+        ("smollm2-135m-instruct", "lora", "classifier"),
+        ("smollm2-135m-instruct", "lora", "generative")]
+    assert trials[0] == {"base_model": "minilm-l6", "method": "full", "full_learning_rate": 1e-4,
+                         "head_learning_rate": 2e-3, "batch_size": 32}
+    assert len(trials) == 6  # minilm full/lora, smollm2 {lora, full} x {classifier, generative}
+
+
+def test_settings_are_clamped_to_the_users_ranges_and_choices():
+    spec = SearchSpec(methods=["lora"], heads=["generative"], rank=[4, 64], learning_rate=Range(low=1e-5, high=2e-4))
+    [trial] = first_trials(spec)
+    assert trial["learning_rate"] == 2e-4 and trial["rank"] == 4
+
+
+def test_only_a_new_study_gets_them(tmp_path):
+    spec = SearchSpec(methods=["lora"], heads=["generative", "classifier"], trials=1)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="s")
+    assert enqueue_first_trials(study, spec) == 1  # no more than the sweep will run
+    [waiting] = study.get_trials(deepcopy=False)
+    assert waiting.state == optuna.trial.TrialState.WAITING and waiting.system_attrs["fixed_params"]["head"] == "classifier"
+    assert enqueue_first_trials(study, spec) == 0

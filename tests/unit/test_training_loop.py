@@ -1,0 +1,78 @@
+"""The shared training loop: it keeps the best validation checkpoint, stops early, respects its
+budgets, gives a new head its own learning rate, and fails a run that never leaves chance."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from optimizer.recipes.loop import Schedule, StuckAtChance, train
+
+
+class Pair(torch.nn.Module):
+    """A body weight and a head weight, each pulled towards a target by its loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Parameter(torch.zeros(1))
+        self.classifier = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.zeros_(self.classifier.weight)
+
+
+def squared_loss(model: Pair, target: float = 3.0):
+    def loss_of(batch):
+        return (model.body - target).pow(2).sum() + (model.classifier.weight - target).pow(2).sum(), 1
+    return loss_of
+
+
+def test_the_best_check_is_kept_when_validation_peaks_then_falls():
+    torch.manual_seed(0)
+    model = Pair()
+    scores = iter([0.50, 0.80, 0.60, 0.40, 0.30, 0.20])
+    at_check = []
+
+    def on_eval(check: int) -> float:
+        at_check.append(model.body.item())
+        return next(scores)
+
+    stats = train(model, lambda epoch: [0] * 5, squared_loss(model),
+                  Schedule(learning_rate=0.1, epochs=6, patience=3), on_eval=on_eval)
+    assert stats.checks == [0.50, 0.80, 0.60, 0.40, 0.30]  # stopped 3 checks after the peak
+    assert stats.best_check == 2 and stats.stop_reason.startswith("early stop")
+    assert model.body.item() == pytest.approx(at_check[1])  # the peak's weights, not the last ones
+    assert at_check[-1] != pytest.approx(at_check[1])
+
+
+def test_a_new_head_learns_at_its_own_rate():
+    model = Pair()
+    train(model, lambda epoch: [0] * 4, squared_loss(model),
+          Schedule(learning_rate=1e-4, head_learning_rate=0.5, epochs=1, fail_if_stuck=False))
+    assert abs(model.classifier.weight.item()) > 100 * abs(model.body.item())
+
+
+def test_the_step_budget_ends_training_and_the_end_point_is_checked():
+    model = Pair()
+    stats = train(model, lambda epoch: [0] * 10, squared_loss(model),
+                  Schedule(learning_rate=0.01, epochs=3, max_steps=7, fail_if_stuck=False),
+                  on_eval=lambda check: float(check))
+    assert stats.steps == 7 and stats.stop_reason.startswith("step budget")
+    assert len(stats.checks) == 1  # no epoch ended: the point where the budget stopped it is scored
+
+
+def test_a_loss_that_stays_at_chance_fails_the_run():
+    model = Pair()
+    chance = math.log(40)
+
+    def flat(batch):
+        return model.body.sum() * 0 + chance, 1
+
+    with pytest.raises(StuckAtChance, match="starting level"):  # judged after 60 steps
+        train(model, lambda epoch: [0] * 20, flat, Schedule(learning_rate=1e-3, epochs=4))
+
+
+def test_a_falling_loss_is_not_stuck():
+    model = Pair()
+    stats = train(model, lambda epoch: [0] * 20, squared_loss(model), Schedule(learning_rate=0.3, epochs=2))
+    assert stats.losses[-1] < stats.losses[0] / 10
