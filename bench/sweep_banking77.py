@@ -46,6 +46,11 @@ def write_csv(path: Path, examples) -> None:
             writer.writerow([e.text, e.label])
 
 
+def last_json(text: str):
+    """The JSON document a command printed on stdout (progress lines precede it)."""
+    return json.loads(text[text.find("{\n"):])
+
+
 def summarise(study, report: dict) -> tuple[list[list[str]], list[dict], list[dict]]:
     """The table rows and the JSON entries of the report's candidates, each completed from its
     record in the study (compute seconds, training summary); the sweep trials that did not finish."""
@@ -127,10 +132,6 @@ def main() -> None:
                 "sweep": ["sweep", "-c", str(config), "--json"],
                 "report": ["report", "-c", str(config), "--json"]}
     outputs, walls = run_commands(commands, load)
-
-    def last_json(text: str):
-        start = text.find("{\n")  # the JSON document printed on stdout (progress lines precede it)
-        return json.loads(text[start:])
 
     report = last_json(outputs["report"])
     from evals.storage import load_existing_study

@@ -85,6 +85,8 @@ class SearchSpec(BaseModel):
         ["mined"], min_length=1, description="file: data.preferences; mined: from the SFT model's mistakes.")
     dpo_learning_rate: float = Field(5e-5, gt=0, description="DPO learning rate.")
     dpo_epochs: int = Field(1, ge=1, description="DPO epochs.")
+    known_good_first: bool = Field(True, description="A new study's first trials use known-good settings "
+                                                     "(optimizer/starts.py) before the sampler explores.")
     evals_per_epoch: int = Field(2, ge=1, description="Validation checks per epoch (pruning, early stopping).")
     max_eval_items: int | None = Field(None, gt=0, description="Validate on at most this many items.")
     pruner: Literal["hyperband", "halving", "median", "none"] = Field("hyperband", description="Optuna pruner.")

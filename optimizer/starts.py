@@ -75,7 +75,7 @@ def enqueue_first_trials(study, spec: SearchSpec) -> int:
     how many (a resumed study keeps what it has)."""
     from evals.record import sweep_trials
 
-    if sweep_trials(study):
+    if not spec.known_good_first or sweep_trials(study):
         return 0
     trials = first_trials(spec)[:spec.trials]
     for params in trials:

@@ -78,13 +78,14 @@ class Workbench:
 
 
 def describe(s: TrialSettings) -> str:
+    """A trial's settings in a few words (names are read in 80-column tables)."""
     from evals.models import BUNDLED
 
-    model = s.base_model if s.base_model in BUNDLED else Path(s.base_model).name
-    text = f"{model} {s.method}" + ("" if s.method == "full" else f" r{s.rank}") + f" lr {s.learning_rate:.1e}"
+    model = s.base_model.removesuffix("-instruct") if s.base_model in BUNDLED else Path(s.base_model).name
+    text = f"{model} {s.method}" + ("" if s.method == "full" else f" r{s.rank}") + f" lr {s.learning_rate:.0e}"
     if s.method == "dpo":
         text += f" beta {s.dpo_beta:.2f} {s.dpo_pairs} pairs"
-    return text + (" + classifier head" if s.head == "classifier" else "")
+    return text + (" + classifier" if s.head == "classifier" else "")
 
 
 class TrialRun:

@@ -67,7 +67,8 @@ def tiny_config(folder: Path, model_dir: Path | str, *, per_label: tuple[int, in
     config["data"] = {"train": str(data / "train.jsonl"), "validation": str(data / "validation.jsonl"),
                       "test": str(data / "test.jsonl")}
     config["baselines"] = {"run": ["classical"], "llm": str(model_dir)}
-    config["search"].update({"base_models": [str(model_dir)], "rank": [8], "epochs": [4], "batch_size": [8],
+    config["search"].update({"base_models": [str(model_dir)], "methods": ["lora"], "heads": ["generative"],
+                             "trial_timeout_s": None, "rank": [8], "epochs": [4], "batch_size": [8],
                              "learning_rate": {"low": 0.01, "high": 0.01}, "max_eval_items": None,
                              "evals_per_epoch": 1, "trials": 1, "serving_batch_size": 8})
     config["search"].update(search)

@@ -61,6 +61,13 @@ def build_study(root: Path) -> StudyFiles:
     return files
 
 
+# Short generative LoRA trials on the real SmolLM2: what these tests read is the report, not how
+# good fine-tuning gets (test_sweep.py covers every method and head).
+LORA_ONLY = [arg for flag in ("search.base_models=[smollm2-135m-instruct]", "search.methods=[lora]",
+                              "search.heads=[generative]", "search.epochs=[1]", "search.trial_timeout_s=null")
+             for arg in ("--set", flag)]
+
+
 def _build(files: StudyFiles) -> None:
     from optimizer.config import demo_config_text, demo_data_dir
 
@@ -70,7 +77,8 @@ def _build(files: StudyFiles) -> None:
     # One validation check per trial draws the intermediate curves; the median pruner may stop
     # the second trial, and the tests accept either outcome.
     _run(["sweep", *files.cli_flags(), "--trials", "2", "--set", "search.max_eval_items=40",
-          "--set", "data.max_train_rows=80", "--set", "search.evals_per_epoch=1", "--set", "search.pruner=median"])
+          "--set", "data.max_train_rows=80", "--set", "search.evals_per_epoch=1", "--set", "search.pruner=median",
+          *LORA_ONLY])
     _add_failed_trial(files)
 
 

@@ -60,6 +60,7 @@ class Sweep:
         overrides = [f"storage={self.storage}", f"study={self.study}", f"runs_dir={self.root / 'runs'}",
                      f"data.test={self.test_file}", "data.max_train_rows=40", "search.max_eval_items=24",
                      "search.rank=[4]", "search.epochs=[1]", "search.batch_size=[8]", "search.pruner=none",
+                     "search.base_models=[smollm2-135m-instruct]", "search.methods=[lora]", "search.heads=[generative]",
                      "baselines.run=[classical]"]
         return ["-c", str(self.config), *(arg for flag in overrides for arg in ("--set", flag))]
 

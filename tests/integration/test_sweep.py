@@ -184,3 +184,25 @@ def test_a_full_fine_tune_exports_a_standalone_model_that_predicts_as_scored(tmp
     assert [line["label"] for line in lines] == [labels[i] for i in record.test.predictions]
     gold = [e.label for e in load_splits(cfg.data).test]
     assert sum(line["label"] == g for line, g in zip(lines, gold)) / len(gold) == record.test.accuracy
+
+
+def test_any_bert_like_encoder_by_path_trains_a_classifier_head(tmp_path):
+    # A 2-layer random BERT saved as a local folder, like any Hugging Face encoder: the sweep
+    # knows it has no generative head and trains a classifier head on it.
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from evals.models import bundled_dir
+
+    folder = tmp_path / "tiny-bert"
+    tokenizer = AutoTokenizer.from_pretrained(bundled_dir(MINILM))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertForMaskedLM(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    config_path = tiny_config(tmp_path, folder, methods=["lora", "full"], heads=["generative"], epochs=[2],
+                              trials=2, learning_rate={"low": 1e-3, "high": 1e-3})
+    sweep(config_path)
+    study = study_of(config_path)
+    records = [read_record(study, t) for t in sweep_trials(study)]
+    assert [(r.state, r.method, r.settings["head"]) for r in records] == [
+        ("COMPLETE", "full", "classifier"), ("COMPLETE", "lora", "classifier")]

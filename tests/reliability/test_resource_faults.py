@@ -53,7 +53,8 @@ def _seed_where_first_trial_is_huge(config: Path) -> int:
 def test_out_of_memory_trial_fails_with_its_reason_and_the_sweep_goes_on(tmp_path, tiny_model):
     """A real memory cap (RLIMIT_AS, 2 GiB above what the process holds) makes the huge-rank
     trial's allocation fail; the next trial completes on the same, clean base model."""
-    config = tiny_config(tmp_path, tiny_model, epochs=[1], rank=[4, HUGE_RANK], pruner="none")
+    config = tiny_config(tmp_path, tiny_model, epochs=[1], rank=[4, HUGE_RANK], pruner="none",
+                         known_good_first=False)  # the sampler's own first draw is the huge rank
     seed = _seed_where_first_trial_is_huge(config)
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     cap = _vm_bytes() + 2 * 2**30
