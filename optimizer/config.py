@@ -109,7 +109,7 @@ baselines:
 
 search:
   objective: roi              # roi: min monthly dollars; pareto: max macro-F1, min $/item
-  trials: 3                   # the first trials use known-good settings (optimizer/starts.py)
+  trials: 2                   # the first trials use known-good settings (optimizer/starts.py)
   base_models: [minilm-l6, smollm2-135m-instruct]   # an encoder and a decoder LM; any HF id or path
   methods: [full, lora]       # lora, qlora (4-bit base), dpo (SFT then DPO), full (every weight)
   heads: [classifier, generative]   # classifier head (one forward) or generative (label-constrained)
@@ -118,9 +118,9 @@ search:
   learning_rate: {{low: 0.0002, high: 0.002}}       # LoRA
   full_learning_rate: {{low: 0.00002, high: 0.0002}}  # full fine-tuning
   head_learning_rate: {{low: 0.001, high: 0.005}}    # a new classifier head
-  epochs: [8]                 # at most: a trial stops when validation stops improving (patience)
+  epochs: [12]                # at most: a trial stops when validation stops improving (patience)
   patience: 3                 # checks without a gain; the best checkpoint is kept
-  trial_timeout_s: 150        # training seconds per trial (CPU-sized; raise it on a GPU)
+  trial_timeout_s: 240        # training seconds per trial; the schedule fits it (CPU-sized; raise on a GPU)
   batch_size: [16, 32]
   target_modules: [all-linear]
   evals_per_epoch: 2

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 
+TIMED_STEPS = 10  # steps timed before a time budget sets how many steps a trial can afford
 STUCK_AFTER_STEPS = 60  # enough steps for any working learning rate to move the loss
 
 
@@ -60,6 +61,8 @@ class TrainStats:
     checks: list[float] = field(default_factory=list)  # validation score at each check
     best_check: int | None = None  # 1-based index into checks of the kept checkpoint
     stop_reason: str = "epochs done"
+    planned_steps: int = 0  # the steps the learning-rate schedule spans
+
 
     @property
     def tokens_per_second(self) -> float:
@@ -120,6 +123,12 @@ def train(
     warmup = max(1, int(total * schedule.warmup_fraction))
 
     def factor(step: int) -> float:
+        nonlocal total
+        if step == TIMED_STEPS and schedule.time_budget_s is not None:
+            # Epochs come from the time budget: the decay ends where the budget will, so a trial
+            # cut by time has annealed instead of stopping at a high learning rate.
+            affordable = int(schedule.time_budget_s / (stats.seconds / max(1, stats.steps)))
+            total = stats.planned_steps = max(step + 1, min(total, affordable))
         if step < warmup:
             return (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
@@ -128,7 +137,7 @@ def train(
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     autocast = (torch.autocast(device_type=next(model.parameters()).device.type, dtype=torch.bfloat16)
                 if schedule.bf16 else contextlib.nullcontext())
-    stats = TrainStats()
+    stats = TrainStats(planned_steps=total)
     best: tuple[float, dict] | None = None
     model.train()
 

@@ -35,8 +35,8 @@ def test_demo_config_validates(tmp_path, tickets_dir):
     assert Path(cfg.data.train) == (tickets_dir / "train.jsonl").resolve()
     assert Path(cfg.data.train).is_file() and Path(cfg.data.preferences).is_file()
     assert cfg.study == "demo"
-    assert cfg.search.trials == 3 and cfg.search.rank == [8, 16] and cfg.search.methods == ["full", "lora"]
-    assert cfg.search.trial_timeout_s == 150 and cfg.data.max_train_rows is None  # a time budget, not a row cap
+    assert cfg.search.trials == 2 and cfg.search.rank == [8, 16] and cfg.search.methods == ["full", "lora"]
+    assert cfg.search.trial_timeout_s == 240 and cfg.data.max_train_rows is None  # a time budget, not a row cap
     assert cfg.baselines.few_shot.k == [4] and cfg.baselines.max_llm_items == 120
     assert cfg.economics.tickets_per_month == 5_000_000
     assert cfg.budget.max_dollars == 5.0

@@ -17,8 +17,8 @@ def test_one_first_trial_per_model_head_and_method_in_order():
         ("minilm-l6", "full", None),  # an encoder takes a classifier head: not sampled
         ("smollm2-135m-instruct", "lora", "classifier"),
         ("smollm2-135m-instruct", "lora", "generative")]
-    assert trials[0] == {"base_model": "minilm-l6", "method": "full", "full_learning_rate": 1e-4,
-                         "head_learning_rate": 2e-3, "batch_size": 32}
+    assert trials[0] == {"base_model": "minilm-l6", "method": "full", "full_learning_rate": 2e-4,
+                         "head_learning_rate": 2e-3, "batch_size": 16}
     assert len(trials) == 6  # minilm full/lora, smollm2 {lora, full} x {classifier, generative}
 
 

@@ -76,3 +76,20 @@ def test_a_falling_loss_is_not_stuck():
     model = Pair()
     stats = train(model, lambda epoch: [0] * 20, squared_loss(model), Schedule(learning_rate=0.3, epochs=2))
     assert stats.losses[-1] < stats.losses[0] / 10
+
+
+def test_a_time_budget_sets_how_many_steps_the_schedule_spans():
+    import time
+
+    model = Pair()
+    loss = squared_loss(model)
+
+    def slow(batch):
+        time.sleep(0.01)
+        return loss(batch)
+
+    stats = train(model, lambda epoch: [0] * 100, slow,
+                  Schedule(learning_rate=0.01, epochs=2, time_budget_s=0.4, fail_if_stuck=False))
+    assert stats.stop_reason.startswith("time budget")
+    # 200 steps planned; the budget affords about 40, and the decay is fitted to those
+    assert 10 < stats.planned_steps < 80 and abs(stats.steps - stats.planned_steps) <= 0.5 * stats.planned_steps
