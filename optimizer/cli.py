@@ -128,6 +128,35 @@ def data_check(
         report.print(out)
 
 
+@app.command(rich_help_panel="Start")
+def label(input_path: Path = typer.Argument(..., metavar="INPUT", help="Texts to label: JSONL (text field or chat) "
+                                            "or CSV; a label already there is ignored."),
+          out_path: Path = typer.Option(..., "--out", "-o", help="The labelled JSONL training file to write."),
+          config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
+          teacher: Optional[str] = typer.Option(None, "--teacher", help="Who labels: 'hosted' (default: "
+                                                "baselines.hosted), an OpenAI-compatible URL (e.g. a bundle under "
+                                                "`roitune serve`), or a roitune.yaml whose baselines.hosted labels."),
+          max_dollars: Optional[float] = typer.Option(None, "--max-dollars", min=0,
+                                                      help="Cap on new spend this run (default: the teacher's max_dollars)."),
+          text_field: Optional[str] = typer.Option(None, "--text-field", help="Text column / key of INPUT "
+                                                   "(default: data.text_field)."),
+          json_out: bool = JsonOpt) -> None:
+    """Label unlabelled texts with the current model (the teacher): a training file whose rows say who
+    labelled them, when and at what cost. Resumable; a rerun pays nothing twice."""
+    from optimizer.labeling import label_file, summary_lines
+
+    with user_errors():
+        cfg = _config(config, overrides)
+        summary = label_file(cfg, input_path, out_path, teacher=teacher, max_dollars=max_dollars,
+                             text_field=text_field, console=err)
+    for line in summary_lines(summary):
+        err.print(line, markup=False, highlight=False)
+    if json_out:
+        from dataclasses import asdict
+
+        _print_json({**asdict(summary), "complete": summary.complete})
+
+
 @app.command(rich_help_panel="Measure")
 def baseline(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
              only: Optional[str] = typer.Option(None, "--only", help="Comma-separated baselines to run."),

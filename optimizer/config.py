@@ -56,7 +56,7 @@ def _prepare(raw: dict[str, Any], base: Path, overrides: list[tuple[str, Any]]) 
         return
     from_command_line = {key.removeprefix("data.") for key, value in overrides
                          if key.startswith("data.") and isinstance(value, str)}
-    for key in ("train", "validation", "test", "preferences"):
+    for key in ("train", "validation", "test", "preferences", "gold"):
         value = raw["data"].get(key)
         # A value that cannot be a path (resolve() would raise) is left as is for validation to report.
         if isinstance(value, str) and value and is_path_text(value) and not Path(value).is_absolute():
