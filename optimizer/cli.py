@@ -254,6 +254,35 @@ def report(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = 
 
 
 @app.command(rich_help_panel="Decide")
+def curve(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
+          candidate: str = typer.Option("best", "--candidate", help="'best' (the most accurate sweep trial on "
+                                        "validation, else the best of classical/embedding), a trial number or a name."),
+          fractions: str = typer.Option("0.125,0.25,0.5,1", "--fractions", help="Shares of the training rows to "
+                                        "retrain on, each in (0, 1]; all rows (1) are always measured."),
+          more: Optional[int] = typer.Option(None, "--more", help="Labelled rows to price (default: as many as today)."),
+          json_out: bool = JsonOpt) -> None:
+    """What more labelled rows are worth: retrain on growing fractions, fit a learning curve, record it."""
+    from evals.report import curve_json, curve_lines
+    from optimizer.curves import measure_curve
+
+    with user_errors():
+        cfg = _config(config, overrides)
+        shares = []
+        for part in fractions.split(","):
+            try:
+                shares.append(float(part))
+            except ValueError:
+                raise UserError(f"--fractions: {part.strip()!r} is not a number") from None
+        found = measure_curve(cfg, candidate=candidate, fractions=shares, more_rows=more, console=err)
+    if json_out:
+        _print_json(curve_json(found, cfg.economics))
+        return
+    for line in curve_lines(found, cfg.economics):
+        out.print(line, markup=False, highlight=False)
+    err.print(f"recorded in study '{cfg.study}'", markup=False, highlight=False)
+
+
+@app.command(rich_help_panel="Decide")
 def dashboard(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
               host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 opens it to the network."),
               port: int = typer.Option(8501, "--port", help="Port to listen on.")) -> None:
