@@ -234,7 +234,7 @@ def report(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = 
            html_path: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report here.")) -> None:
     """Rank every candidate by monthly dollars against the current solution and say what to do."""
     from evals.html_report import render_html
-    from evals.report import report_json
+    from evals.report import curve_lines, report_json
 
     with user_errors():
         cfg = _config(config, overrides)
@@ -251,6 +251,10 @@ def report(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = 
     _print_candidates(result, f"Candidates in study '{cfg.study}', cheapest first")
     out.print()
     out.print(result.recommendation.sentence, markup=False, highlight=False)
+    for recorded in result.curves:
+        out.print()
+        for line in curve_lines(recorded, result.economics):
+            out.print(line, markup=False, highlight=False)
 
 
 @app.command(rich_help_panel="Decide")

@@ -81,6 +81,7 @@ data:
   validation: {data}/validation.jsonl
   test: {data}/test.jsonl
   preferences: {data}/preferences.jsonl   # DPO pairs (prompt, chosen, rejected)
+  # gold: human_checked.jsonl # human-checked rows: the validation split (replaces validation), never trained on
   text_field: text            # for {{"text", "label"}} JSONL and CSV inputs
   label_field: label
 
@@ -93,6 +94,7 @@ economics:                    # the seed case: 5M tickets/month routed by Claude
   hardware: cpu-2core         # serving hardware: a row of the price table (README, Cost and ROI)
   engineering_hours: 8
   engineering_rate: 100
+  # cost_per_label: 0.10      # dollars a labelled row costs: prices `roitune curve`'s "N more rows"
 
 baselines:
   run: [classical, embedding, zero-shot, few-shot]
