@@ -193,7 +193,8 @@ def main() -> None:
         [f"label the pool ({len(pool):,})", pooled["rows"], pooled["live"], pooled["from_cache"],
          dollars(pooled["dollars_spent"]), dollars(served_pool - served_1000), f"{walls['label pool']:.0f}s"],
     ], title="Labelling through the hosted client (prices: $1 / $5 per million tokens)")
-    quality_text = table(["model", "trained on", "gold accuracy (validation)", "95% CI", "agreement with teacher (test)"], [
+    quality_text = table(["model", "trained on", "gold accuracy (validation)", "95% CI",
+                          f"agreement with teacher (test, {student.test.n:,} rows)"], [
         [f"teacher ({TEACHER})", f"{len(teacher_rows):,} human labels", pct(hosted.validation.accuracy),
          ci(hosted.validation.accuracy_ci), pct(hosted.test.accuracy) if hosted.test else "-"],
         ["student (classical)", f"{stored.points[-1].train_rows:,} teacher labels", pct(student.validation.accuracy),
@@ -208,8 +209,11 @@ def main() -> None:
           f"{'within' if check.within else 'OUTSIDE'}")
     print("\nrecommendation: " + report["recommendation"]["sentence"])
     print("targets: " + json.dumps(targets))
+    warnings = [line.strip() for line in outputs["baseline"].splitlines() if line.startswith("warning:")]
+    print("\n".join(warnings))
     info["load_average_during"] = load.summary()
-    write_result("distill_banking77", {
+    # The work folder is a temporary folder of this machine: the result names it <work>.
+    payload = json.loads(json.dumps({
         "machine": info, "data": {"path": str(BANKING77), "citation": BANKING77_CITATION, "small": args.small,
                                   "gold": len(gold), "teacher_train": len(teacher_rows), "pool": len(pool),
                                   "labels": len(labels)},
@@ -226,7 +230,9 @@ def main() -> None:
         "teacher_measured_by_hosted_baseline": {"gold_accuracy": hosted.validation.accuracy,
                                                 "gold_ci": hosted.validation.accuracy_ci},
         "student_over_teacher": ratio, "curve": curve, "recommendation": report["recommendation"],
-        "targets": targets, "tables": [label_text, quality_text, curve_text]}, args.small)
+        "warnings": warnings, "targets": targets, "tables": [label_text, quality_text, curve_text]},
+                                    default=str).replace(str(work), "<work>"))
+    write_result("distill_banking77", payload, args.small)
 
 
 if __name__ == "__main__":

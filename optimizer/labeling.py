@@ -128,9 +128,11 @@ class _Journal:
         self._file.close()
 
 
-def read_journal(path: Path, items: dict[int, Item], text_key: str) -> dict[int, dict[str, Any]]:
+def read_journal(path: Path, items: dict[int, Item], text_key: str,
+                 teacher: dict[str, str]) -> dict[int, dict[str, Any]]:
     """Input line -> the row an earlier run journalled for it. A last line cut short by a kill is
-    dropped (the file is truncated before it); a row that does not match the input is an error."""
+    dropped (the file is truncated before it); a row that does not match the input, or that another
+    teacher labelled, is an error."""
     if not path.is_file():
         return {}
     raw = path.read_bytes()
@@ -146,6 +148,9 @@ def read_journal(path: Path, items: dict[int, Item], text_key: str) -> dict[int,
         if item is None or row.get(text_key) != item.text:
             raise LabelError(f"{path}:{number}: field 'source_line': not the text of that line of the input: the "
                              "journal is from another input; delete it to start over")
+        if row.get("teacher") != teacher:
+            raise LabelError(f"{path}:{number}: field 'teacher': labelled by {row.get('teacher')}, not by this run's "
+                             f"teacher {teacher}; delete the journal to label with this one")
         rows[item.line] = row
     if tail:  # killed mid-write: that row is labelled again (from the cache when its reply arrived)
         with open(path, "r+b") as file:
@@ -167,14 +172,15 @@ def label_file(cfg: Config, input_path: Path, out: Path, *, teacher: str | None 
     if out.resolve() == input_path.resolve():
         raise LabelError(f"--out {out} is the input file: write the labelled rows elsewhere")
     text_key, label_key = cfg.data.text_field, cfg.data.label_field
-    items = read_items(input_path, labels, text_field=text_field or text_key, label_field=label_key)
+    items = read_items(input_path, None, text_field=text_field or text_key, label_field=label_key)
     by_line = {item.line: item for item in items}
     journal_path = out.with_name(out.name + JOURNAL_SUFFIX)
-    done = read_journal(journal_path, by_line, text_key)
+    teacher_field = {"model": spec.model, "base_url": redact_url(endpoint_url(spec))}
+    done = read_journal(journal_path, by_line, text_key, teacher_field)
     resumed = len(done)
     pending = [item for item in items if item.line not in done]
     template = PromptTemplate(cfg.task.instruction, tuple(labels), list_labels=True)
-    name = f"{spec.model} at {redact_url(endpoint_url(spec))}"
+    name = f"{teacher_field['model']} at {teacher_field['base_url']}"
     client = HostedClient(spec, cache_dir=Path(cfg.runs_dir) / "hosted-cache")
     journal = _Journal(journal_path)
     counts = {"from_cache": 0, "live": 0, "spent": 0.0, "cached": 0.0}
@@ -183,7 +189,7 @@ def label_file(cfg: Config, input_path: Path, out: Path, *, teacher: str | None 
     failure: list[HostedError] = []
 
     def keep(item: Item, reply) -> None:
-        row = labelled_row(item, reply, labels, spec, client.dollars(reply), text_key, label_key)
+        row = labelled_row(item, reply, labels, teacher_field, client.dollars(reply), text_key, label_key)
         journal.append(row)
         with lock:
             done[item.line] = row
@@ -235,7 +241,7 @@ def label_file(cfg: Config, input_path: Path, out: Path, *, teacher: str | None 
     return summary
 
 
-def labelled_row(item: Item, reply, labels: Sequence[str], spec: HostedSpec, dollars: float, text_key: str,
+def labelled_row(item: Item, reply, labels: Sequence[str], teacher: dict[str, str], dollars: float, text_key: str,
                  label_key: str) -> dict[str, Any]:
     """One output row: the text, the teacher's label (None when its reply named none, with the reason),
     who labelled it, when, and what the answer cost."""
@@ -243,7 +249,7 @@ def labelled_row(item: Item, reply, labels: Sequence[str], spec: HostedSpec, dol
     when = datetime.fromtimestamp(reply.created, timezone.utc) if reply.created else datetime.now(timezone.utc)
     row: dict[str, Any] = {
         text_key: item.text, label_key: label,
-        "teacher": {"model": spec.model, "base_url": redact_url(endpoint_url(spec))},
+        "teacher": teacher,
         "labelled_at": when.isoformat(timespec="seconds"), "dollars": dollars, "cached": reply.cached,
         "source_line": item.line, "id": item.id,
     }

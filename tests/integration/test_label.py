@@ -116,6 +116,9 @@ def test_a_reply_that_names_no_label_is_recorded_and_skipped_by_training(proxy, 
     assert len(load_examples(out, skipped=skipped)) == len(TEXTS) - 1 and skipped == [2]
     splits = load_splits(load_config(config).data.model_copy(update={"train": str(out)}), LABELS)
     assert "skipped 1 rows the teacher left unlabelled (label null, e.g. line 2)" in " ".join(splits.warnings)
+    checked = json.loads(ok("data", "check", str(out), "--model", "", "--json").stdout)
+    assert checked["rows"] == len(TEXTS) - 1 and checked["unlabelled_by_teacher"] == [2]
+    assert checked["teachers"] == {f"tfidf-logreg-tickets at {proxy.base_url}": len(TEXTS) - 1}
 
 
 def test_bad_input_is_one_line_and_nothing_is_written(proxy, tmp_path):
