@@ -63,7 +63,7 @@ def setup(threads: int) -> dict[str, Any]:
         import datasets
 
         datasets.disable_progress_bars()
-    except ImportError:
+    except (ImportError, AttributeError):  # not installed: `datasets` is then the project's data folder
         pass
     return machine(threads)
 

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["trial_throughput", "constrained_vs_generate", "baselines_banking77", "trial_overhead", "sweep_banking77"]
+SCRIPTS = ["trial_throughput", "constrained_vs_generate", "baselines_banking77", "trial_overhead", "sweep_banking77",
+           "distill_banking77"]
 
 
 def main() -> int:

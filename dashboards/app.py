@@ -13,7 +13,7 @@ from functools import partial
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from dashboards import cascade_page, pages
+from dashboards import cascade_page, labels_page, pages
 from dashboards.data import REFRESH_S, Context, Source, load_snapshot, make_context, parse_source
 from evals.storage import redact_url
 
@@ -24,6 +24,7 @@ PAGES = [  # (function, title, url path, icon)
     (pages.trials, "Trials", "trials", ":material/science:"),
     (pages.errors, "Errors", "errors", ":material/error:"),
     (cascade_page.cascades, "Cascades", "cascades", ":material/alt_route:"),
+    (labels_page.labels, "More labels", "labels", ":material/trending_up:"),
 ]
 
 

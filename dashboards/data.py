@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evals.configfile import read_config
 from evals.cost import Economics
-from evals.record import (CandidateRecord, Measurement, StudyData, compute_dollars, measurements, records, study_data,
-                          sweep_trials)
+from evals.record import (CandidateRecord, LearningCurve, Measurement, StudyData, compute_dollars, learning_curves,
+                          measurements, records, study_data, sweep_trials)
 from evals.report import Report, build_report
 from evals.storage import DEFAULT_STORAGE, DEFAULT_STUDY, redact_url, storage_for
 
@@ -70,6 +70,7 @@ class Snapshot:
     trials: list[FrozenTrial]  # sweep trials only, as Optuna keeps them (params, intermediate values)
     loaded_at: datetime
     fingerprint: str  # see _fingerprint
+    curves: tuple[LearningCurve, ...] = ()  # recorded by `roitune curve`, newest first
 
     def record(self, number: int) -> CandidateRecord:
         return next(r for r in self.records if r.number == number)
@@ -104,6 +105,7 @@ def load_snapshot(url: str, name: str) -> Snapshot:
         study=name, directions=[d.name.lower() for d in study.directions], records=records(study),
         measured=measurements(study), compute_dollars=compute_dollars(study), data=study_data(study),
         trials=sweep_trials(study), loaded_at=datetime.now(), fingerprint=_fingerprint(trials, study.user_attrs),
+        curves=tuple(learning_curves(study)),
     )
 
 
@@ -127,5 +129,5 @@ class Context:
 def make_context(source: Source) -> Context:
     snap = load_snapshot(source.storage, source.study)
     report = build_report(snap.records, snap.data, source.economics, compute_dollars=snap.compute_dollars,
-                          study=snap.study, measured=snap.measured)
+                          study=snap.study, measured=snap.measured, curves=snap.curves)
     return Context(source, snap, report)

@@ -106,18 +106,23 @@ def _in_batches(predict: Predict, items: Sequence[Example], batch_size: int,
     return out
 
 
-def classical(train: list[Example], held: Sequence[HeldOut], labels: list[str], pricing: Pricing, *,
-              batch_size: int, seed: int, on_start) -> CandidateRecord:
+def classical_model():
+    """The classical baseline's model, unfitted: TF-IDF word + char n-grams, logistic regression."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
 
-    began = time.perf_counter()
     features = make_union(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
     )
-    model = make_pipeline(features, LogisticRegression(C=10, max_iter=2000))
+    return make_pipeline(features, LogisticRegression(C=10, max_iter=2000))
+
+
+def classical(train: list[Example], held: Sequence[HeldOut], labels: list[str], pricing: Pricing, *,
+              batch_size: int, seed: int, on_start) -> CandidateRecord:
+    began = time.perf_counter()
+    model = classical_model()
     model.fit([e.text for e in train], [e.label for e in train])
     return _scored("classical", "classical", lambda batch: _distributions(model, [e.text for e in batch]), held,
                    labels, pricing, batch_size=batch_size, began=began, seed=seed, on_start=on_start)

@@ -1,6 +1,6 @@
 """The report's charts, drawn the same in the HTML report and the dashboard: quality against
-$/item with the non-dominated front, cumulative net savings by month, and each cascade over its
-threshold."""
+$/item with the non-dominated front, cumulative net savings by month, each cascade over its
+threshold, and learning curves."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from evals.cascade import Point, threshold_curve
 from evals.cost import Roi, payback_curve
 from evals.formatting import money, payback_text, pct, shorten
-from evals.record import CandidateRecord
+from evals.record import CandidateRecord, LearningCurve
 from evals.report import Report
 
 if TYPE_CHECKING:
@@ -204,3 +204,35 @@ def cascade_rows(report: Report) -> list[dict[str, str]]:
                      "$/month": money(r.roi.monthly_cost),
                      "fallback accuracy": f"assumed {pct(parts.assumed_fallback_accuracy)}" if parts.assumed else "measured"})
     return rows
+
+
+def curve_figure(curve: LearningCurve) -> go.Figure:
+    """A learning curve: the measured retrainings (95% Wilson bars), the fitted line with its 95%
+    bootstrap band, and the prediction at today's rows plus ``more_rows``; rows on a log axis."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    if curve.band:
+        rows, mid, lo, hi = (list(column) for column in zip(*curve.band))
+        fig.add_trace(go.Scatter(x=rows + rows[::-1], y=hi + lo[::-1], fill="toself", fillcolor="rgba(245,133,24,0.18)",
+                                 line={"width": 0}, hoverinfo="skip", name="95% interval"))
+        fig.add_trace(go.Scatter(x=rows, y=mid, mode="lines", line={"color": COLOURS["trial"]}, name="fitted curve",
+                                 hovertemplate="%{x:,.0f} rows: %{y:.1%}<extra>fitted</extra>"))
+    fig.add_trace(go.Scatter(
+        x=[p.train_rows for p in curve.points], y=[p.accuracy for p in curve.points], mode="markers", name="measured",
+        marker={"color": COLOURS["baseline"], "size": 9},
+        error_y={"type": "data", "symmetric": False, "array": [p.accuracy_ci[1] - p.accuracy for p in curve.points],
+                 "arrayminus": [p.accuracy - p.accuracy_ci[0] for p in curve.points]},
+        hovertemplate="%{x:,.0f} rows: %{y:.1%}<extra>measured</extra>"))
+    if curve.at_more is not None:
+        later, e = curve.train_rows + curve.more_rows, curve.at_more
+        fig.add_trace(go.Scatter(x=[later], y=[e.value], mode="markers", name=f"with {curve.more_rows:,} more rows",
+                                 marker={"symbol": "diamond", "size": 12, "color": COLOURS["front"]},
+                                 error_y={"type": "data", "symmetric": False, "array": [e.hi - e.value],
+                                          "arrayminus": [e.value - e.lo]},
+                                 hovertemplate="%{x:,.0f} rows: %{y:.1%}<extra>predicted</extra>"))
+    fig.add_vline(x=curve.train_rows, line={"color": COLOURS["current"], "dash": "dot"})
+    fig.update_layout(xaxis={"title": "labelled training rows", "type": "log"},
+                      yaxis={"title": f"{curve.measures} ({curve.split})", "tickformat": ".0%"},
+                      legend={"orientation": "h", "y": -0.25}, margin={"t": 20, "l": 60, "r": 20, "b": 40}, height=420)
+    return fig

@@ -98,6 +98,10 @@ class Economics(BaseModel):
         8, ge=0, description="Engineering hours to ship a fine-tuned model (one-off)."
     )
     engineering_rate: float = Field(100.0, ge=0, description="Dollars per engineering hour.")
+    cost_per_label: float | None = Field(
+        None, ge=0, description="Dollars one more labelled training row costs (a person's check, or a "
+        "teacher's call); prices what more labels are worth (`roitune curve`)."
+    )
 
     @model_validator(mode="after")
     def _hardware_is_priced(self) -> Economics:
@@ -238,6 +242,27 @@ def roi(
         break_even_volume=break_even,
         fixed_monthly=fixed,
     )
+
+
+@dataclass(frozen=True)
+class LabelPayback:
+    """What ``rows`` more labelled rows cost once, and what their accuracy gain saves a month."""
+
+    rows: int
+    one_off: float  # rows x cost per label + the retraining's compute
+    monthly_savings: float  # errors avoided: volume x accuracy gain x cost per error
+    payback_months: float | None  # None: never (no gain, or errors cost nothing)
+
+
+def label_payback(rows: int, gain: float, economics: Economics, *, retrain_dollars: float = 0.0) -> LabelPayback | None:
+    """The payback of more labels: error cost per month = volume x error rate x cost per error, so a
+    gain of ``gain`` in accuracy saves volume x gain x cost per error a month. None when
+    ``economics.cost_per_label`` is not set (nothing to price the labels with)."""
+    if economics.cost_per_label is None:
+        return None
+    one_off = rows * economics.cost_per_label + retrain_dollars
+    savings = economics.tickets_per_month * gain * economics.cost_per_error
+    return LabelPayback(rows, one_off, savings, one_off / savings if savings > 0 else None)
 
 
 def payback_curve(roi: Roi, months: int) -> list[float]:

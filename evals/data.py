@@ -9,6 +9,9 @@ line 9,000. Supported inputs:
 - plain JSONL: ``{"<text_field>": ..., "<label_field>": ...}``;
 - CSV with ``text_field`` and ``label_field`` columns;
 - preference pairs JSONL: ``{"prompt": ..., "chosen": ..., "rejected": ...}``.
+
+A row written by ``roitune label`` carries a ``teacher`` (who labelled it); one whose reply
+named no label has ``"label": null`` and is skipped, counted, never trained on.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import json
 import random
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evals.record import Cap
 
@@ -71,13 +74,24 @@ class DataSpec(BaseModel):
     max_train_rows: int | None = Field(
         None, gt=0, description="Use at most this many training rows (stratified sample)."
     )
+    gold: str | None = Field(
+        None, description="Human-checked rows: the validation split, where accuracy is measured; "
+        "their texts are removed from training."
+    )
 
-    @field_validator("train", "validation", "test", "preferences")
+    @field_validator("train", "validation", "test", "preferences", "gold")
     @classmethod
     def _a_path(cls, value: str | None) -> str | None:
         if value is not None and not is_path_text(value):
             raise ValueError("not a file name: a NUL character or a lone surrogate (\\ud800-\\udfff)")
         return value
+
+    @model_validator(mode="after")
+    def _gold_is_the_validation_split(self) -> DataSpec:
+        if self.gold is not None and self.validation is not None:
+            raise ValueError("data.gold and data.validation are both set: the gold rows are the validation "
+                             "split; move data.validation into data.gold (if human-checked) or data.train")
+        return self
 
 
 def is_path_text(value: str) -> bool:
@@ -96,6 +110,7 @@ class Example:
     text: str
     label: str
     line: int = 0  # 1-based line in its file (0 when made in memory)
+    teacher: str | None = None  # the model that labelled it (``roitune label``); None: labelled by people
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,7 @@ class Splits:
     labels: list[str]
     warnings: list[str] = field(default_factory=list)
     train_available: int = 0  # training rows before data.max_train_rows (0: no cap applied)
+    gold_removed: int = 0  # training rows dropped because their text is a gold row's
 
     def caps(self) -> list[str]:
         """Every limit that left data unused, in words (printed on every run)."""
@@ -249,33 +265,61 @@ def csv_rows(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     return rows, problems
 
 
+def teacher_name(value: object) -> tuple[str | None, str | None]:
+    """(name, problem) of a row's ``teacher`` field: ``{"model", "base_url"}`` as ``roitune label``
+    writes it, or a plain string."""
+    if isinstance(value, str) and value.strip():
+        return value.strip(), None
+    if isinstance(value, dict) and text_value(value.get("model")):
+        base_url = text_value(value.get("base_url"))
+        return value["model"].strip() + (f" at {base_url}" if base_url else ""), None
+    return None, "field 'teacher': must be a non-empty string or an object with a 'model'"
+
+
+def unlabelled_by_teacher(row: dict, label_field: str = "label") -> bool:
+    """A row ``roitune label`` wrote for a reply that named no label (``"label": null``)."""
+    return "teacher" in row and label_field in row and row[label_field] is None
+
+
 def load_examples(
     path: str | Path,
     *,
     text_field: str = "text",
     label_field: str = "label",
     labels: list[str] | None = None,
+    skipped: list[int] | None = None,
 ) -> list[Example]:
     """Read a labelled file; raise DataError listing every bad line.
 
-    ``labels``, when given, is the closed label set: any other label is an error.
+    ``labels``, when given, is the closed label set: any other label is an error. A row the
+    teacher left unlabelled (``unlabelled_by_teacher``) is not an error but no example either: its
+    line number goes to ``skipped``, so the caller can say how many there were.
     """
     path = Path(path)
     rows, problems = read_rows(path)
     allowed = set(labels) if labels else None
-    examples = []
+    examples, unlabelled = [], []
     for number, row in rows:
+        if unlabelled_by_teacher(row, label_field):
+            unlabelled.append(number)
+            continue
         text, label, problem = parse_row(row, text_field, label_field)
+        teacher = None
         if problem is None and allowed is not None and label not in allowed:
             problem = f"label {label!r} is not in the label set ({len(allowed)} labels)"
+        if problem is None and "teacher" in row:
+            teacher, problem = teacher_name(row["teacher"])
         if problem:
             problems.append(f"{path}:{number}: {problem}")
             continue
-        examples.append(Example(text=text, label=label, line=number))
+        examples.append(Example(text=text, label=label, line=number, teacher=teacher))
     if not examples and not problems:
-        problems.append(f"{path}: no rows")
+        why = f" with a label ({len(unlabelled)} left unlabelled by the teacher)" if unlabelled else ""
+        problems.append(f"{path}: no rows{why}")
     if problems:
         raise DataError(problems)
+    if skipped is not None:
+        skipped.extend(unlabelled)
     return examples
 
 
@@ -355,16 +399,23 @@ def stratified_split(
 
 
 def load_splits(spec: DataSpec, labels: list[str] | None = None) -> Splits:
-    """Load, validate and split the data; labels default to those seen in train."""
+    """Load, validate and split the data; labels default to those seen in train.
+
+    With ``data.gold``, the gold rows are the validation split (accuracy is measured there) and
+    every training row whose normalised text is a gold row's is dropped before anything is split,
+    so no gold text is trained on or lands in a split-off test set.
+    """
     read = dict(text_field=spec.text_field, label_field=spec.label_field)
+    paths = {"train": spec.train, "validation": spec.gold or spec.validation, "test": spec.test}
     problems: list[str] = []
     loaded: dict[str, list[Example]] = {}
-    for name in ("train", "validation", "test"):
-        path = getattr(spec, name)
+    skipped: dict[str, list[int]] = {}
+    for name, path in paths.items():
         if path is None:
             continue
+        skipped[name] = []
         try:
-            loaded[name] = load_examples(path, labels=labels, **read)
+            loaded[name] = load_examples(path, labels=labels, skipped=skipped[name], **read)
         except DataError as err:
             problems.extend(err.problems)
     if problems:
@@ -373,11 +424,28 @@ def load_splits(spec: DataSpec, labels: list[str] | None = None) -> Splits:
     label_set = list(labels) if labels else sorted({example.label for example in train})
     for name in ("validation", "test"):
         unseen = [e for e in loaded.get(name, []) if e.label not in label_set]
-        problems += [f"{getattr(spec, name)}:{e.line}: label {e.label!r} never occurs in train" for e in unseen]
+        problems += [f"{paths[name]}:{e.line}: label {e.label!r} never occurs in train" for e in unseen]
     if problems:
         raise DataError(problems)
 
-    warnings = []
+    warnings = [f"{paths[name]}: skipped {len(lines):,} rows the teacher left unlabelled (label null, e.g. line "
+                f"{lines[0]})" for name, lines in skipped.items() if lines]
+    gold_removed = 0
+    if spec.gold is not None:
+        # Human-checked, whatever labelled them first: gold labels are the truth, not a teacher's.
+        loaded["validation"] = [replace(e, teacher=None) for e in loaded["validation"]]
+        gold_texts = {normalise_text(e.text) for e in loaded["validation"]}
+        kept = [e for e in train if normalise_text(e.text) not in gold_texts]
+        gold_removed = len(train) - len(kept)
+        if not kept:
+            raise DataError([f"{spec.train}: every training text is also a gold row's ({spec.gold})"])
+        train = kept
+        if gold_removed:
+            warnings.append(f"data.gold: removed {gold_removed:,} training rows whose text is a gold row's "
+                            "(gold rows are never trained on)")
+        in_gold = leakage(loaded["validation"], loaded.get("test", []))
+        if in_gold:
+            warnings.append(f"leakage: {len(in_gold)} test texts are also gold rows")
     if "validation" not in loaded or "test" not in loaded:
         wanted = [spec.split.validation if "validation" not in loaded else None,
                   spec.split.test if "test" not in loaded else None]
@@ -399,7 +467,7 @@ def load_splits(spec: DataSpec, labels: list[str] | None = None) -> Splits:
             sample = "; ".join(repr(e.text[:40]) for e in leaked[:3])
             warnings.append(f"leakage: {len(leaked)} {name} texts also occur in train (e.g. {sample})")
     return Splits(train=train, validation=loaded["validation"], test=loaded["test"],
-                  labels=label_set, warnings=warnings, train_available=train_available)
+                  labels=label_set, warnings=warnings, train_available=train_available, gold_removed=gold_removed)
 
 
 def label_counts(examples: list[Example]) -> Counter:

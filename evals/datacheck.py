@@ -18,6 +18,8 @@ class DataReport:
     label_counts: dict[str, int]
     token_percentiles: dict[str, int]
     duplicate_groups: list[list[int]] = field(default_factory=list)  # line numbers
+    teachers: dict[str, int] = field(default_factory=dict)  # rows per model that labelled them (`roitune label`)
+    unlabelled_by_teacher: list[int] = field(default_factory=list)  # lines with label null: skipped in training
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -37,6 +39,11 @@ class DataReport:
             console.print(f"[yellow]{len(self.duplicate_groups)} groups of duplicate texts[/]: {shown}")
         else:
             console.print("no duplicate texts")
+        for teacher, rows in self.teachers.items():
+            console.print(f"labelled by {teacher}: {rows} rows", markup=False, highlight=False)
+        if self.unlabelled_by_teacher:
+            console.print(f"[yellow]{len(self.unlabelled_by_teacher)} rows the teacher left unlabelled[/] (label null, "
+                          f"skipped in training): lines {', '.join(map(str, self.unlabelled_by_teacher[:10]))}")
 
 
 def _is_preferences(path: Path) -> bool:
@@ -67,19 +74,22 @@ def check_file(path: Path, *, text_field: str = "text", label_field: str = "labe
                model: str | None = None) -> DataReport:
     """Validate ``path`` (raises DataError with file:line reasons) and describe it."""
     path = Path(path)
+    teachers: dict[str, int] = {}
+    skipped: list[int] = []
     if _is_preferences(path):
         pairs = load_preferences(path)
         texts = [p.prompt for p in pairs]
         counts = dict(Counter(p.chosen for p in pairs))
         kind, groups = "preferences", []
     else:
-        examples = load_examples(path, text_field=text_field, label_field=label_field)
+        examples = load_examples(path, text_field=text_field, label_field=label_field, skipped=skipped)
         texts = [e.text for e in examples]
         counts = dict(label_counts(examples))
         kind = "labelled"
         groups = [[e.line for e in group] for group in duplicates(examples)]
+        teachers = dict(Counter(e.teacher for e in examples if e.teacher is not None))
     lengths = _token_lengths(texts, model)
-    return DataReport(str(path), kind, len(texts), counts, _percentiles(lengths), groups)
+    return DataReport(str(path), kind, len(texts), counts, _percentiles(lengths), groups, teachers, skipped)
 
 
 def _token_lengths(texts: list[str], model: str | None) -> list[int]:

@@ -145,6 +145,7 @@ class _Reply:
     completion_tokens: int
     measured: bool  # usage came from the API, not from counting
     cached: bool
+    created: float | None = None  # when a cached reply was first received (epoch seconds)
 
 
 @dataclass
@@ -238,6 +239,7 @@ class _ReplyCache:
                 completion_tokens=int(entry["completion_tokens"]),
                 measured=bool(entry["measured"]),
                 cached=True,
+                created=entry["created"] if isinstance(entry.get("created"), int | float) else None,
             )
         except FileNotFoundError:
             return None
@@ -520,6 +522,11 @@ def _make_client(spec: HostedSpec, key: str) -> openai.OpenAI:
     return openai.OpenAI(
         api_key=key, base_url=_base_url(spec), timeout=spec.timeout_s, max_retries=0
     )
+
+
+def endpoint_url(spec: HostedSpec) -> str:
+    """The API root the calls go to (OpenAI's when ``base_url`` is not set)."""
+    return _base_url(spec)
 
 
 def _base_url(spec: HostedSpec) -> str:

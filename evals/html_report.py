@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import html
 
-from evals.charts import (cascade_curve, cascade_figure, cascade_rows, pareto_figure, payback_figure, payback_horizon,
-                          payback_series)
-from evals.report import TABLE_COLUMNS, Report, candidate_row, headline_text, key_numbers, provenance_lines, table_cells
+from evals.charts import (cascade_curve, cascade_figure, cascade_rows, curve_figure, pareto_figure, payback_figure,
+                          payback_horizon, payback_series)
+from evals.report import (TABLE_COLUMNS, Report, candidate_row, curve_lines, headline_text, key_numbers,
+                          provenance_lines, table_cells)
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
@@ -65,6 +66,23 @@ def _cascades_html(report: Report, config: dict) -> str:
 """
 
 
+def _curves_html(report: Report, config: dict) -> str:
+    """Each recorded learning curve: its figure and what more labels are worth; nothing without any."""
+    import plotly.io as pio
+
+    if not report.curves:
+        return ""
+    parts = ["<h2>The value of more labels</h2>",
+             '<p class="muted">Retrained on growing fractions of the training rows (`roitune curve`); the line is '
+             "accuracy(rows) = a - b x rows^-c fitted to the measured points, the band its 95% bootstrap interval.</p>"]
+    for curve in report.curves:
+        lines = curve_lines(curve, report.economics)
+        parts.append(f"<h3>{html.escape(lines[0])}</h3><ul>"
+                     + "".join(f"<li>{html.escape(line.strip())}</li>" for line in lines[1:]) + "</ul>")
+        parts.append(pio.to_html(curve_figure(curve), full_html=False, include_plotlyjs=False, config=config))
+    return "\n".join(parts)
+
+
 def render_html(report: Report) -> str:
     """One self-contained HTML file: plotly.js is inlined once, nothing is fetched."""
     import plotly.io as pio
@@ -92,6 +110,7 @@ def render_html(report: Report) -> str:
 <h2>Payback: cumulative net savings against {html.escape(report.economics.current_solution)}</h2>
 {payback}
 {_cascades_html(report, config)}
+{_curves_html(report, config)}
 <h2>Where the numbers come from</h2>
 {_provenance_html(report)}
 </body></html>

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from evals.cost import Economics, Roi, roi
@@ -295,10 +295,42 @@ def _evidence(r: Ranked) -> dict[str, Any]:
     }
 
 
+def measure_word(teacher: str | None) -> str:
+    """What a score on rows labelled by ``teacher`` is: accuracy (labels by people, ``None``), or
+    agreement with the model that labelled them."""
+    return "accuracy" if teacher is None else f"agreement with {teacher}"
+
+
+def measures(data: StudyData, split: str) -> str:
+    return measure_word(data.teacher(split))
+
+
+def with_label_source(rec: Recommendation, ranked: Sequence[Ranked], data: StudyData) -> Recommendation:
+    """Say what the numbers measure when a model labelled the rows (``roitune label``): on teacher-labelled
+    validation rows the verdict rests on agreement with that model, not accuracy; with human-checked
+    validation rows (``data.gold``) and teacher-labelled test rows, the winner's agreement is shown beside."""
+    if rec.reason == "no_metrics":
+        return rec
+    teacher = data.teacher(DECISION_SPLIT)
+    labels = {split: measures(data, split) for split in (DECISION_SPLIT, "test")}
+    evidence = {**rec.evidence, "measures": labels}
+    if teacher is not None:
+        note = (f" These are agreement with the labels of {teacher} on the {DECISION_SPLIT} split, not accuracy: "
+                "no human-checked rows were scored; set data.gold to measure accuracy.")
+        return replace(rec, sentence=rec.sentence + note, evidence=evidence)
+    test_teacher = data.teacher("test")
+    winner = next((r for r in ranked if r.record.name == rec.winner), None)
+    if test_teacher is not None and winner is not None and winner.record.test is not None:
+        note = (f" Its agreement with {test_teacher} on the test split: {pct(winner.record.test.accuracy)} "
+                f"{interval(winner.record.test.accuracy_ci)}.")
+        return replace(rec, sentence=rec.sentence + note, evidence=evidence)
+    return replace(rec, evidence=evidence)
+
+
 def decide(records: Sequence[CandidateRecord], data: StudyData, economics: Economics, *, compute_dollars: float,
            margin: float = DEFAULT_MARGIN) -> tuple[Current, list[Ranked], Recommendation]:
     """The current solution, the ranked candidates and the recommendation for a study's records."""
     current = Current.of(economics, records)
     ranked = rank(records, economics, compute_dollars=compute_dollars, current=current, data=data, margin=margin)
-    return current, ranked, recommend(ranked, current, economics, margin=margin)
+    return current, ranked, with_label_source(recommend(ranked, current, economics, margin=margin), ranked, data)
 

@@ -403,6 +403,12 @@ class StudyData:
     validation_texts: list[str]
     test_gold: list[str]
     test_texts: list[str]
+    # split -> who labelled its rows, when a model did (``roitune label``): its accuracy there is
+    # agreement with that model, not accuracy. Absent: labelled by people.
+    teachers: dict[str, str] = field(default_factory=dict)
+
+    def teacher(self, split: str) -> str | None:
+        return self.teachers.get(split)
 
     def gold(self, split: str) -> list[str]:
         return self.validation_gold if split == "validation" else self.test_gold
@@ -425,6 +431,22 @@ def remember_data(study: optuna.Study, labels: Sequence[str], validation: Sequen
     if "validation_gold" not in study.user_attrs:
         study.set_user_attr("validation_texts", [e.text for e in validation])
         study.set_user_attr("validation_gold", [e.label for e in validation])
+    if TEACHERS_KEY not in study.user_attrs:
+        found = {split: who for split, rows in (("validation", validation), ("test", test))
+                 if (who := split_teacher(rows)) is not None}
+        study.set_user_attr(TEACHERS_KEY, found)
+
+
+TEACHERS_KEY = "label_teachers"
+
+
+def split_teacher(rows: Sequence[Example]) -> str | None:
+    """Who labelled a split's rows when a model did: its name(s), and how many rows when not all."""
+    names = sorted({e.teacher for e in rows if e.teacher is not None})
+    if not names:
+        return None
+    taught = sum(e.teacher is not None for e in rows)
+    return ", ".join(names) + ("" if taught == len(rows) else f" ({taught:,} of {len(rows):,} rows)")
 
 
 def study_data(study: optuna.Study) -> StudyData:
@@ -432,7 +454,8 @@ def study_data(study: optuna.Study) -> StudyData:
     return StudyData(labels=list(attrs.get("labels", [])),
                      validation_gold=list(attrs.get("validation_gold", [])),
                      validation_texts=list(attrs.get("validation_texts", [])),
-                     test_gold=list(attrs.get("test_gold", [])), test_texts=list(attrs.get("test_texts", [])))
+                     test_gold=list(attrs.get("test_gold", [])), test_texts=list(attrs.get("test_texts", [])),
+                     teachers=dict(attrs.get(TEACHERS_KEY, {})))
 
 
 # --- throughputs measured on other machines (`roitune meter`) ----------------------------------
@@ -465,3 +488,120 @@ def measurements(study: optuna.Study) -> dict[tuple[int, str], Measurement]:
             m = Measurement(**{**value, "meter": MeterStats(**value["meter"])})
             found[(m.number, m.hardware)] = m
     return found
+
+
+# --- the value of more labels (`roitune curve`) ------------------------------------------------
+
+CURVE_KEY = "curve:{candidate}"
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One retraining on a stratified fraction of the training rows, scored on the decision split."""
+
+    fraction: float
+    train_rows: int
+    accuracy: float
+    accuracy_ci: tuple[float, float]  # Wilson, 95%
+    n: int  # items scored
+    compute_dollars: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A number from the fitted curve with its 95% bootstrap interval."""
+
+    value: float
+    lo: float
+    hi: float
+
+    def covers(self, x: float) -> bool:
+        return self.lo <= x <= self.hi
+
+
+@dataclass(frozen=True)
+class CurveFit:
+    """accuracy(n) = a - b * n ** -c, fitted by least squares on ``fitted_points`` points."""
+
+    a: float
+    b: float
+    c: float
+    fitted_points: int
+    rmse: float
+
+    def at(self, n: float) -> float:
+        return self.a - self.b * n ** -self.c
+
+
+@dataclass(frozen=True)
+class CurveCheck:
+    """The fit's own test: fitted on every point but the largest, its prediction there against
+    what was measured (the measurement should lie in the interval)."""
+
+    train_rows: int
+    predicted: Estimate
+    measured: float
+
+    @property
+    def within(self) -> bool:
+        return self.predicted.covers(self.measured)
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """What more labelled rows are worth to one candidate's settings.
+
+    ``points`` are the measured retrainings; ``fit`` the curve through them (None with fewer
+    than 3 points); ``gain`` what ``more_rows`` more rows would add to the accuracy at all of
+    today's rows (``at_more``: the accuracy then), with intervals from a bootstrap over the
+    scored items; ``band`` is the fitted line with its interval for plotting, as
+    (rows, value, lo, hi). ``measures`` says what the split's labels make the accuracy: accuracy
+    (human labels) or agreement with a teacher model.
+    """
+
+    candidate: str
+    number: int | None
+    method: str
+    split: str
+    measures: str
+    points: tuple[CurvePoint, ...]
+    fit: CurveFit | None
+    more_rows: int
+    gain: Estimate | None
+    at_more: Estimate | None
+    band: tuple[tuple[float, float, float, float], ...]
+    check: CurveCheck | None
+    created: str
+    seed: int = 0
+
+    @property
+    def train_rows(self) -> int:
+        return max(p.train_rows for p in self.points)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LearningCurve:
+        def estimate(value: dict | None) -> Estimate | None:
+            return None if value is None else Estimate(**value)
+
+        check = data.get("check")
+        return cls(**{
+            **_known(cls, data),
+            "points": tuple(CurvePoint(**{**p, "accuracy_ci": tuple(p["accuracy_ci"])}) for p in data["points"]),
+            "fit": CurveFit(**data["fit"]) if data.get("fit") else None,
+            "gain": estimate(data.get("gain")), "at_more": estimate(data.get("at_more")),
+            "band": tuple(tuple(row) for row in data.get("band", ())),
+            "check": None if check is None else CurveCheck(check["train_rows"], Estimate(**check["predicted"]),
+                                                           check["measured"]),
+        })
+
+
+def add_curve(study: optuna.Study, curve: LearningCurve) -> None:
+    """Record a learning curve; a newer one for the same candidate replaces it."""
+    study.set_user_attr(CURVE_KEY.format(candidate=curve.number if curve.number is not None else curve.candidate),
+                        _jsonable(curve))
+
+
+def learning_curves(study: optuna.Study) -> list[LearningCurve]:
+    """Every recorded learning curve, newest first."""
+    found = [LearningCurve.from_dict(v) for k, v in study.user_attrs.items() if k.startswith("curve:")]
+    return sorted(found, key=lambda c: c.created, reverse=True)

@@ -12,16 +12,16 @@ serving hardware's $/hour. It is *measured* when the machine that timed it is th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from evals.cascade import assumption_lines, cascade_fields, price_cascades
-from evals.cost import Economics, monthly_cost, one_off_cost
-from evals.formatting import interval, money, payback_text, pct
+from evals.cost import Economics, LabelPayback, label_payback, monthly_cost, one_off_cost
+from evals.formatting import interval, money, payback_text, pct, points
 from evals.meter import Machine, price_throughput
-from evals.recommend import DECISION_SPLIT, DEFAULT_MARGIN, Current, Ranked, Recommendation, decide
-from evals.record import (CandidateRecord, Kind, Measurement, StudyData, compute_dollars, measurements, records,
-                          study_data)
+from evals.recommend import DECISION_SPLIT, DEFAULT_MARGIN, Current, Ranked, Recommendation, decide, measures
+from evals.record import (CandidateRecord, Kind, LearningCurve, Measurement, StudyData, compute_dollars,
+                          learning_curves, measurements, records, study_data)
 
 if TYPE_CHECKING:
     import optuna
@@ -39,6 +39,7 @@ class Report:
     compute_dollars: float
     data: StudyData
     unjudged: list[CandidateRecord]  # complete, but without a result on the decision split
+    curves: tuple[LearningCurve, ...] = ()  # what more labels are worth (`roitune curve`), newest first
 
     @property
     def headline(self) -> Ranked | None:
@@ -77,7 +78,7 @@ def priced(found: Sequence[CandidateRecord], economics: Economics,
 
 def build_report(found: Sequence[CandidateRecord], data: StudyData, economics: Economics, *,
                  compute_dollars: float, study: str = "", measured: dict[tuple[int, str], Measurement] | None = None,
-                 margin: float = DEFAULT_MARGIN) -> Report:
+                 margin: float = DEFAULT_MARGIN, curves: Sequence[LearningCurve] = ()) -> Report:
     """Price, rank and recommend the complete candidates of a study."""
     complete = [r for r in found if r.state == "COMPLETE"]
     current, ranked, recommendation = decide(priced(complete, economics, measured), data, economics,
@@ -85,12 +86,12 @@ def build_report(found: Sequence[CandidateRecord], data: StudyData, economics: E
     judged = {r.record.number for r in ranked}
     return Report(study=study, economics=economics, current=current, ranked=ranked, recommendation=recommendation,
                   compute_dollars=compute_dollars, data=data,
-                  unjudged=[r for r in complete if r.number not in judged])
+                  unjudged=[r for r in complete if r.number not in judged], curves=tuple(curves))
 
 
 def study_report(study: optuna.Study, economics: Economics) -> Report:
     return build_report(records(study), study_data(study), economics, compute_dollars=compute_dollars(study),
-                        study=study.study_name, measured=measurements(study))
+                        study=study.study_name, measured=measurements(study), curves=learning_curves(study))
 
 
 def what_if(report: Report, *, volume: int, dollars_per_hour: float, current_cost_per_item: float,
@@ -104,7 +105,7 @@ def what_if(report: Report, *, volume: int, dollars_per_hour: float, current_cos
         "hardware_dollars_per_hour": dollars_per_hour,
     })
     return build_report(found, report.data, changed, compute_dollars=report.compute_dollars, study=report.study,
-                        measured=measured)
+                        measured=measured, curves=report.curves)
 
 
 # --- words and rows -----------------------------------------------------------------------
@@ -189,6 +190,8 @@ def report_json(report: Report) -> dict[str, Any]:
             "monthly_cost": report.current_monthly_cost, "monthly_cost_excluding_errors": e.current_monthly_cost,
         },
         "compute_dollars": report.compute_dollars,
+        "labels": {split: measures(report.data, split) for split in (DECISION_SPLIT, "test")},
+        "curves": [curve_json(c, e) for c in report.curves],
         "economics": {
             **e.model_dump(),
             "hardware_price": {"dollars_per_hour": price.value, "provenance": price.provenance.value,
@@ -235,5 +238,67 @@ def provenance_lines(report: Report) -> list[str]:
         "in each candidate's cost source."
         + (f" Estimated (measured on another machine than {e.hardware}): {', '.join(estimated)}." if estimated else ""),
         f"Every candidate is judged and ranked on the {DECISION_SPLIT} split; test accuracy is reported only.",
+        *label_lines(report.data),
         *assumption_lines([r.record for r in report.ranked]),
     ]
+
+
+def label_lines(data: StudyData) -> list[str]:
+    """Who labelled the held-out rows, when a model did: then a score there is agreement with it."""
+    return [f"The {split} labels come from {teacher} (`roitune label`): '{split} accuracy' is {measures(data, split)}, "
+            "not accuracy." for split in (DECISION_SPLIT, "test") if (teacher := data.teacher(split)) is not None]
+
+
+# --- the value of more labels ---------------------------------------------------------------
+
+
+def curve_paybacks(curve: LearningCurve, economics: Economics) -> tuple[LabelPayback | None, ...]:
+    """The payback of the curve's ``more_rows`` labels at its estimated gain, then at the upper and
+    lower ends of the gain's interval (fastest, slowest); () without a fit. The retraining's compute
+    is the full-data retraining's, scaled by rows (an estimate: training time grows with rows)."""
+    if curve.gain is None:
+        return ()
+    last = curve.points[-1]
+    retrain = last.compute_dollars * (last.train_rows + curve.more_rows) / last.train_rows
+    return tuple(label_payback(curve.more_rows, gain, economics, retrain_dollars=retrain)
+                 for gain in (curve.gain.value, curve.gain.hi, curve.gain.lo))
+
+
+def curve_lines(curve: LearningCurve, economics: Economics) -> list[str]:
+    """The curve in words: the measured points, the fit, what more rows add, their payback, the check."""
+    n = curve.points[-1].n
+    lines = [f"Learning curve of {curve.candidate}: {curve.measures} on {n:,} {curve.split} items"]
+    lines += [f"  {p.train_rows:,} rows ({100 * p.fraction:g}%): {pct(p.accuracy)} {interval(p.accuracy_ci)}"
+              for p in curve.points]
+    if curve.fit is None or curve.gain is None or curve.at_more is None:
+        return lines + ["  too few training sizes to fit a curve (3 needed)"]
+    f, g, now = curve.fit, curve.gain, curve.train_rows
+    lines += [f"  fit: {f.a:.4f} - {f.b:.4g} x rows^-{f.c:.3f} (ceiling {pct(f.a)}, RMSE {100 * f.rmse:.2f} points)",
+              f"  {curve.more_rows:,} more labelled rows ({now:,} -> {now + curve.more_rows:,}): {points(g.value)} "
+              f"points (95% CI {points(g.lo)}..{points(g.hi)}), to {pct(curve.at_more.value)} "
+              f"{interval((curve.at_more.lo, curve.at_more.hi))}"]
+    payback = curve_paybacks(curve, economics)
+    if payback[0] is None:
+        lines.append("  set economics.cost_per_label to price them and see their payback")
+    else:
+        best, fast, slow = payback
+        lines.append(f"  at {money(economics.cost_per_label)} a label: {money(best.one_off)} once (labels + "
+                     f"retraining), saving {money(best.monthly_savings)}/month in errors; payback "
+                     f"{payback_text(best.payback_months)} (across the interval: {payback_text(fast.payback_months)} "
+                     f"to {payback_text(slow.payback_months)})")
+    if curve.check is not None:
+        c = curve.check
+        verdict = "within" if c.within else "OUTSIDE"
+        lines.append(f"  check: fitted without the {c.train_rows:,}-row point, the curve predicted "
+                     f"{pct(c.predicted.value)} {interval((c.predicted.lo, c.predicted.hi))} there; measured "
+                     f"{pct(c.measured)}, {verdict} the interval")
+    return lines
+
+
+def curve_json(curve: LearningCurve, economics: Economics) -> dict[str, Any]:
+    """The curve as recorded, with its payback at these economics."""
+    paybacks = curve_paybacks(curve, economics)
+    return {**asdict(curve), "check_within": None if curve.check is None else curve.check.within,
+            "payback": None if not paybacks or paybacks[0] is None else {
+                **asdict(paybacks[0]), "cost_per_label": economics.cost_per_label,
+                "payback_months_range": [paybacks[1].payback_months, paybacks[2].payback_months]}}

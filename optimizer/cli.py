@@ -128,6 +128,35 @@ def data_check(
         report.print(out)
 
 
+@app.command(rich_help_panel="Start")
+def label(input_path: Path = typer.Argument(..., metavar="INPUT", help="Texts to label: JSONL (text field or chat) "
+                                            "or CSV; a label already there is ignored."),
+          out_path: Path = typer.Option(..., "--out", "-o", help="The labelled JSONL training file to write."),
+          config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
+          teacher: Optional[str] = typer.Option(None, "--teacher", help="Who labels: 'hosted' (default: "
+                                                "baselines.hosted), an OpenAI-compatible URL (e.g. a bundle under "
+                                                "`roitune serve`), or a roitune.yaml whose baselines.hosted labels."),
+          max_dollars: Optional[float] = typer.Option(None, "--max-dollars", min=0,
+                                                      help="Cap on new spend this run (default: the teacher's max_dollars)."),
+          text_field: Optional[str] = typer.Option(None, "--text-field", help="Text column / key of INPUT "
+                                                   "(default: data.text_field)."),
+          json_out: bool = JsonOpt) -> None:
+    """Label unlabelled texts with the current model (the teacher): a training file whose rows say who
+    labelled them, when and at what cost. Resumable; a rerun pays nothing twice."""
+    from optimizer.labeling import label_file, summary_lines
+
+    with user_errors():
+        cfg = _config(config, overrides)
+        summary = label_file(cfg, input_path, out_path, teacher=teacher, max_dollars=max_dollars,
+                             text_field=text_field, console=err)
+    for line in summary_lines(summary):
+        err.print(line, markup=False, highlight=False)
+    if json_out:
+        from dataclasses import asdict
+
+        _print_json({**asdict(summary), "complete": summary.complete})
+
+
 @app.command(rich_help_panel="Measure")
 def baseline(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
              only: Optional[str] = typer.Option(None, "--only", help="Comma-separated baselines to run."),
@@ -205,7 +234,7 @@ def report(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = 
            html_path: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report here.")) -> None:
     """Rank every candidate by monthly dollars against the current solution and say what to do."""
     from evals.html_report import render_html
-    from evals.report import report_json
+    from evals.report import curve_lines, report_json
 
     with user_errors():
         cfg = _config(config, overrides)
@@ -222,6 +251,39 @@ def report(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = 
     _print_candidates(result, f"Candidates in study '{cfg.study}', cheapest first")
     out.print()
     out.print(result.recommendation.sentence, markup=False, highlight=False)
+    for recorded in result.curves:
+        out.print()
+        for line in curve_lines(recorded, result.economics):
+            out.print(line, markup=False, highlight=False)
+
+
+@app.command(rich_help_panel="Decide")
+def curve(config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
+          candidate: str = typer.Option("best", "--candidate", help="'best' (the most accurate sweep trial on "
+                                        "validation, else the best of classical/embedding), a trial number or a name."),
+          fractions: str = typer.Option("0.125,0.25,0.5,1", "--fractions", help="Shares of the training rows to "
+                                        "retrain on, each in (0, 1]; all rows (1) are always measured."),
+          more: Optional[int] = typer.Option(None, "--more", help="Labelled rows to price (default: as many as today)."),
+          json_out: bool = JsonOpt) -> None:
+    """What more labelled rows are worth: retrain on growing fractions, fit a learning curve, record it."""
+    from evals.report import curve_json, curve_lines
+    from optimizer.curves import measure_curve
+
+    with user_errors():
+        cfg = _config(config, overrides)
+        shares = []
+        for part in fractions.split(","):
+            try:
+                shares.append(float(part))
+            except ValueError:
+                raise UserError(f"--fractions: {part.strip()!r} is not a number") from None
+        found = measure_curve(cfg, candidate=candidate, fractions=shares, more_rows=more, console=err)
+    if json_out:
+        _print_json(curve_json(found, cfg.economics))
+        return
+    for line in curve_lines(found, cfg.economics):
+        out.print(line, markup=False, highlight=False)
+    err.print(f"recorded in study '{cfg.study}'", markup=False, highlight=False)
 
 
 @app.command(rich_help_panel="Decide")

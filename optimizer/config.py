@@ -56,7 +56,7 @@ def _prepare(raw: dict[str, Any], base: Path, overrides: list[tuple[str, Any]]) 
         return
     from_command_line = {key.removeprefix("data.") for key, value in overrides
                          if key.startswith("data.") and isinstance(value, str)}
-    for key in ("train", "validation", "test", "preferences"):
+    for key in ("train", "validation", "test", "preferences", "gold"):
         value = raw["data"].get(key)
         # A value that cannot be a path (resolve() would raise) is left as is for validation to report.
         if isinstance(value, str) and value and is_path_text(value) and not Path(value).is_absolute():
@@ -81,6 +81,7 @@ data:
   validation: {data}/validation.jsonl
   test: {data}/test.jsonl
   preferences: {data}/preferences.jsonl   # DPO pairs (prompt, chosen, rejected)
+  # gold: human_checked.jsonl # human-checked rows: the validation split (replaces validation), never trained on
   text_field: text            # for {{"text", "label"}} JSONL and CSV inputs
   label_field: label
 
@@ -93,6 +94,7 @@ economics:                    # the seed case: 5M tickets/month routed by Claude
   hardware: cpu-2core         # serving hardware: a row of the price table (README, Cost and ROI)
   engineering_hours: 8
   engineering_rate: 100
+  # cost_per_label: 0.10      # dollars a labelled row costs: prices `roitune curve`'s "N more rows"
 
 baselines:
   run: [classical, embedding, zero-shot, few-shot]

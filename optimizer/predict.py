@@ -77,15 +77,16 @@ def load_bundle_predictor(bundle: Bundle):
 # -- input ---------------------------------------------------------------------------------
 
 
-def read_items(path: Path, labels: Sequence[str], *, text_field: str = "text",
+def read_items(path: Path, labels: Sequence[str] | None, *, text_field: str = "text",
                label_field: str = "label") -> list[Item]:
-    """Every row of a JSONL or CSV file, label optional; raise DataError listing every bad line."""
+    """Every row of a JSONL or CSV file, label optional; raise DataError listing every bad line.
+    A label must be one of ``labels`` (``None``: labels are not checked, as when they get replaced)."""
     rows, problems = read_rows(path)
-    known = set(labels)
+    known = set(labels or ())
     items = []
     for line, row in rows:
         text, label, problem = parse_row(row, text_field, label_field, label_required=False)
-        if problem is None and label is not None and label not in known:
+        if problem is None and label is not None and labels is not None and label not in known:
             problem = f"label {label!r} is not one of the bundle's {len(known)} labels"
         if problem:
             problems.append(f"{path}:{line}: {problem}")

@@ -196,8 +196,8 @@ def test_installed_script_help(tmp_path):
     assert result.returncode == 0, result.stderr
     listed = re.findall(r"^│ ([a-z]+) ", result.stdout, flags=re.M)
     # In the order of the work: set up, measure, decide, ship.
-    assert listed == ["init", "data", "baseline", "sweep", "cascade", "report", "dashboard", "export", "meter",
-                      "predict", "serve"]
+    assert listed == ["init", "label", "data", "baseline", "sweep", "cascade", "report", "curve", "dashboard",
+                      "export", "meter", "predict", "serve"]
     assert "Traceback" not in result.stderr
 
 
