@@ -170,19 +170,26 @@ def load_causal_lm(
     compute_dtype: torch.dtype | None = None,
     device: str | None = None,
 ) -> PreTrainedModel:
-    """A causal LM by name; ``quantization="nf4"`` loads the base in 4 bits (QLoRA)."""
+    """A causal LM by name; ``quantization="nf4"`` loads the base in 4 bits (QLoRA).
+
+    ``compute_dtype`` is what the 4-bit matmuls dequantize to; by default the device's
+    (``evals.accelerator.compute_dtype``: bf16 on CUDA, where fp32 compute would run the
+    dequantized matmuls at a fraction of the tensor cores' rate and hold fp32 activations).
+    """
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
+    from evals.accelerator import compute_dtype as device_compute_dtype
+
     kwargs = _common_kwargs()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     if quantization == "nf4":
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=double_quant,
-            bnb_4bit_compute_dtype=compute_dtype or dtype,
+            bnb_4bit_compute_dtype=compute_dtype or device_compute_dtype(device),
         )
         kwargs["device_map"] = {"": device}
     elif quantization is not None:
@@ -205,7 +212,7 @@ def load_sequence_classifier(
     from transformers import AutoModelForSequenceClassification
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             model_path(name),
