@@ -62,7 +62,8 @@ def setup(threads: int) -> dict[str, Any]:
     try:
         import datasets
 
-        datasets.disable_progress_bars()
+        # Without HF datasets installed, the name finds the repository's data folder instead.
+        getattr(datasets, "disable_progress_bars", lambda: None)()
     except ImportError:
         pass
     return machine(threads)
