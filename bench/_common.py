@@ -62,8 +62,9 @@ def setup(threads: int) -> dict[str, Any]:
     try:
         import datasets
 
-        datasets.disable_progress_bars()
-    except (ImportError, AttributeError):  # not installed: `datasets` is then the project's data folder
+        # Without HF datasets installed, the name finds the repository's data folder instead.
+        getattr(datasets, "disable_progress_bars", lambda: None)()
+    except ImportError:
         pass
     return machine(threads)
 

@@ -1,36 +1,37 @@
 #!/usr/bin/env python3
-"""GPU fast-path benchmark: the project's training and classification paths against the plain
-transformers + PEFT baseline (../shared/anchors/plain_peft_baseline.py), side by side in one run.
+"""GPU fast path: the product's training and classification code against the plain
+transformers + PEFT loop (../shared/anchors/plain_peft_baseline.py), in one run, each arm at its
+own best batch and with ``torch.compile`` tried for both.
 
 Random-initialised models of real shapes (throughput and memory do not depend on the weights'
-values), bf16, SDPA, built directly on the device. Three sections:
+values), bf16, SDPA. Sections:
 
-  train     LoRA r16 all-linear on 64-token rows. Plain: ``m(input_ids=x, labels=x)`` (full
-            vocabulary at every position, batch 64), exactly as the anchor. Project: the sweep's
-            own ``optimizer.recipes.sft.train_sft`` (``collate`` of AnswerRows, 58-token prompt +
-            6-token answer, ``answer_token_log_probs`` loss, the shared loop's AdamW, clipping
-            and per-step NaN check) at batch 64 and at the largest of 512/256 that fits (from
-            ``torch.cuda.mem_get_info``; 128 when neither does), then with ``torch.compile`` of
-            the decoder (``model.base_model.model.model``); compile time is reported apart and
-            excluded from throughput.
-  qlora     Llama-3.1-8B shape at 16 x 512: bf16 LoRA vs nf4 QLoRA (double quant, bf16 compute),
-            project path (answer-only logits). The 4-bit model is quantized in memory (no 16 GB
-            save/reload); embeddings and LM head stay bf16 as transformers' loader leaves them.
-            peft's ``prepare_model_for_kbit_training`` is NOT called: it upcasts the embeddings
-            and LM head to fp32, which is why the anchor's QLoRA used more memory than bf16
-            LoRA. ``+gc`` rows (gradient checkpointing) are bench-only: the sweep does not enable it.
-  classify  Qwen2.5-0.5B shape, 64-token prompts. Plain: one forward with full logits at every
-            position (batch 256) and ``generate`` of 8 tokens (batch 64), as the anchor. Project:
-            ``evals.classify.LabelScorer`` over 40 labels with unique first tokens (one forward,
-            ``logits_to_keep=1``) at batch 256/1024/4096, length-sorted; ``label_log_probs``
-            alone (the device path) and ``predict_ids`` (what the sweep's meter times, with its
-            per-item Prediction objects); then with the decoder compiled.
+  train     LoRA r16 all-linear, 64-token rows. plain: ``m(input_ids=x, labels=x)`` (full
+            vocabulary at every position) and AdamW, as the anchor. project: the sweep's own
+            ``optimizer.recipes.sft.train_sft`` (58-token prompt + 6-token answer, answer-only
+            logits and loss, the shared loop's clipping and NaN check). Both arms run at every
+            batch of ``TRAIN_BATCHES`` that fits (an OOM ends that arm's list); the project arm
+            also at the batch ``evals.accelerator.training_batch_size`` picks from free memory.
+            Then each arm again at its own best batch with its blocks compiled
+            (``evals.accelerator.compile_blocks``); compile time is reported apart.
+  qlora     Llama-3.1-8B shape at 16 x 512, project path: bf16 LoRA vs nf4 QLoRA, both loaded by
+            ``evals.models.load_causal_lm`` from one saved checkpoint (QLoRA with
+            ``quantization="nf4", compute_dtype=bfloat16``), each with gradient checkpointing off
+            and on, so every QLoRA row has a bf16 row under the same setting.
+  classify  Qwen2.5-0.5B shape over the demo tickets' real prompts (datasets/tickets, the served
+            template ``PromptTemplate(instruction, labels, list_labels=False)``, SmolLM2's
+            tokenizer; about 60 tokens, the system prompt shared), thousands of items per timed
+            run. plain: left-padded batches in input order, one forward with last-position logits
+            (``logits_to_keep=1``), argmax over the labels' first tokens; generate: 8 greedy
+            tokens; project: ``LabelScorer.predict_ids`` (shared prompt head run once, length-sorted
+            batches, label tree). Batches from ``CLASSIFY_BATCHES``; compile for plain and project.
 
-Each measurement is one JSON line; a table of ratios ends the run. Compile measurements come last
-and only while the time budget (``--budget-s``) allows them, in order of importance.
+Every measurement is one JSON line (to stdout and ``--out``, each naming the device); a summary
+of the ratios against the plain arm of the same run and the issue's targets ends the run.
+Compiled measurements run last, most important first, while ``--budget-s`` allows.
 
-    PYTHONPATH=. python bench/gpu_fastpath.py --out runs/fastpath.jsonl       # on the GPU
-    PYTHONPATH=. python bench/gpu_fastpath.py --tiny                          # CPU check, < 1 min
+    python bench/gpu_fastpath.py --only train,qlora --out $OUT/fastpath-train.jsonl   # on the GPU
+    python bench/gpu_fastpath.py --tiny                                               # CPU check, seconds
 """
 
 from __future__ import annotations
@@ -38,130 +39,144 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import random
 import sys
+import tempfile
 import time
 import traceback
+from pathlib import Path
+from typing import Any, Callable
 
+import _common  # noqa: F401  (puts the repository on sys.path)
 import torch
 
-PEAK = 989e12  # H100/H200 dense bf16 spec, as the anchor
+PEAK = 989e12  # H100/H200 dense bf16 spec, as the anchor's MFU
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
-DT = torch.bfloat16 if DEV == "cuda" else torch.float32  # CPU (--tiny) checks code paths, not speed
+DT = torch.bfloat16 if DEV == "cuda" else torch.float32  # --tiny on a CPU checks code paths, not speed
 SECTIONS = ("train", "qlora", "classify")
-OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+OOM = torch.cuda.OutOfMemoryError
 T0 = time.perf_counter()
 
 
-def parse_args(argv=None):
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tiny", action="store_true", help="tiny shapes (CPU check of the code paths)")
-    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
-    p.add_argument("--models", default="", help="comma-separated model names to keep (default: all)")
-    p.add_argument("--out", default=None, help="also write the JSON lines to this file")
-    p.add_argument("--budget-s", type=float, default=450.0,
-                   help="wall-clock budget; optional compile measurements are skipped beyond it")
-    p.add_argument("--no-compile", action="store_true", help="skip every torch.compile measurement")
-    p.add_argument("--compile-backend", default=None, help="torch.compile backend (default inductor; --tiny: aot_eager)")
-    p.add_argument("--compile-b64", action="store_true", help="also compile at batch 64 (one more compile per model)")
-    p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 3; --tiny 1)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps (default 8; --tiny 2)")
+    p.add_argument("--tiny", action="store_true", help="tiny shapes on the CPU: checks every arm's code, in seconds")
+    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
+    p.add_argument("--models", default="", help="comma-separated model shapes to keep for the train section")
+    p.add_argument("--out", default=None, help="JSONL file (default: bench/results/gpu_fastpath-DEVICE.jsonl)")
+    p.add_argument("--budget-s", type=float, default=300.0, help="no compiled measurement starts beyond this")
+    p.add_argument("--no-compile", action="store_true", help="skip the compiled measurements")
+    p.add_argument("--items", type=int, default=None, help="classified items per timed run (default 8192; --tiny 48)")
     a = p.parse_args(argv)
     a.only = [s for s in a.only.split(",") if s]
-    unknown = set(a.only) - set(SECTIONS)
-    if unknown:
-        p.error(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
+    if set(a.only) - set(SECTIONS):
+        p.error(f"unknown section(s) {sorted(set(a.only) - set(SECTIONS))}; choose from {SECTIONS}")
     a.models = [m for m in a.models.split(",") if m]
-    a.compile_backend = a.compile_backend or ("aot_eager" if a.tiny else "inductor")
-    a.warmup = a.warmup if a.warmup is not None else (1 if a.tiny else 3)
-    a.steps = a.steps if a.steps is not None else (2 if a.tiny else 8)
+    a.items = a.items or (48 if a.tiny else 8192)
     return a
 
 
 ARGS = parse_args(sys.argv[1:] if __name__ == "__main__" else [])
-OUT = None
-RESULTS: list[dict] = []
+WARMUP, STEPS = (1, 2) if ARGS.tiny else (2, 5)
+SEQ = 16 if ARGS.tiny else 64
+# Batches each training arm tries, per shape: the anchor's 64 and the sizes where the probes
+# (../shared/anchors) saw the throughput level off; an OOM ends an arm's list.
+TRAIN_BATCHES = {"qwen2.5-0.5b": (64, 256, 512), "llama3.2-1b": (64, 256), "llama3.1-8b": (64, 128)}
+CLASSIFY_BATCHES = (8, 16) if ARGS.tiny else (256, 1024, 4096)
+GENERATE_BATCHES = (8,) if ARGS.tiny else (64, 256)
+QLORA_BATCH, QLORA_SEQ = (2, 32) if ARGS.tiny else (16, 512)
+BACKEND = "aot_eager" if ARGS.tiny else "inductor"  # on a CPU: the compile path without C++ builds
+DEVICE_NAME = torch.cuda.get_device_name() if DEV == "cuda" else "cpu"
+RESULTS: list[dict[str, Any]] = []
+OUT_FILE = None
 
 
 # ------------------------------------------------------------------ plumbing
-def emit(**kw):
-    kw.setdefault("t_s", round(time.perf_counter() - T0, 1))
+def emit(**kw: Any) -> dict[str, Any]:
+    kw = {"device": DEVICE_NAME, **kw, "t_s": round(time.perf_counter() - T0, 1)}
     RESULTS.append(kw)
     line = json.dumps(kw)
     print(line, flush=True)
-    if OUT:
-        OUT.write(line + "\n")
-        OUT.flush()
+    if OUT_FILE:
+        OUT_FILE.write(line + "\n")
+        OUT_FILE.flush()
+    return kw
 
 
-def elapsed() -> float:
-    return time.perf_counter() - T0
-
-
-def sync():
+def sync() -> None:
     if DEV == "cuda":
         torch.cuda.synchronize()
 
 
-def reset_peak():
+def reset_peak() -> None:
     if DEV == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
 
-def peak_gib():
+def peak_gib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2) if DEV == "cuda" else None
 
 
-def allocated_gib():
-    return round(torch.cuda.memory_allocated() / 2**30, 2) if DEV == "cuda" else None
-
-
-def free_memory():
+def release() -> None:
     gc.collect()
     if DEV == "cuda":
         torch.cuda.empty_cache()
 
 
-def guarded(fn, **where):
-    """Run one measurement; an OOM or error is recorded as a line and the run goes on."""
+def guarded(fn: Callable[[], Any], **where: Any) -> Any:
+    """One measurement; an OOM or an error becomes a JSON line and the run goes on."""
     try:
         return fn()
     except OOM as err:
-        msg = f"OOM: {str(err).splitlines()[0][:300]}"
-    except Exception as err:  # record and continue: one failure must not lose the run
-        msg = f"{type(err).__name__}: {str(err)[:400]}"
+        emit(**where, error=f"OOM: {str(err).splitlines()[0][:200]}")
+    except Exception as err:  # one failure must not lose the run's other figures
         traceback.print_exc(file=sys.stderr)
-    emit(**where, error=msg)
-    free_memory()
+        emit(**where, error=f"{type(err).__name__}: {str(err)[:300]}")
+    release()
     return None
 
 
+def timed(step: Callable[[], Any], steps: int = STEPS, warmup: int = WARMUP) -> tuple[float, float]:
+    """(seconds of ``steps`` steps after ``warmup``, seconds of the warm-up: where a compile goes)."""
+    began = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    sync()
+    warm = time.perf_counter() - began
+    began = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    return time.perf_counter() - began, warm
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    return round(value / base, 2) if value and base else None
+
+
 # ------------------------------------------------------------------ models
-def configs() -> dict:
+def configs() -> dict[str, Any]:
     from transformers import LlamaConfig, Qwen2Config
 
     if ARGS.tiny:
         small = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                     num_key_value_heads=2, vocab_size=1000, max_position_embeddings=2048)
+                     num_key_value_heads=2, vocab_size=49152, max_position_embeddings=2048)
         return {"qwen2.5-0.5b": Qwen2Config(**small, tie_word_embeddings=True),
                 "llama3.2-1b": LlamaConfig(**small, tie_word_embeddings=True),
-                "smollm2-135m": LlamaConfig(**small, tie_word_embeddings=True),
                 "llama3.1-8b": LlamaConfig(**small, tie_word_embeddings=False)}
-    return {  # the anchor's configs, plus SmolLM2-135M (the bundled default model's shape)
+    return {  # the anchor's configs
         "qwen2.5-0.5b": Qwen2Config(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                                     num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
                                     max_position_embeddings=4096),
         "llama3.2-1b": LlamaConfig(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
                                    num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True, head_dim=64,
                                    max_position_embeddings=4096),
-        "smollm2-135m": LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                                    num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True, head_dim=64,
-                                    max_position_embeddings=8192),
         "llama3.1-8b": LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
                                    num_key_value_heads=8, vocab_size=128256, max_position_embeddings=4096),
     }
 
 
-def build(cfg):
+def build(cfg: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
@@ -169,202 +184,144 @@ def build(cfg):
         return AutoModelForCausalLM.from_config(cfg, dtype=DT, attn_implementation="sdpa")
 
 
-def lora(model):
+def lora(model: Any) -> Any:
     from peft import LoraConfig, get_peft_model
 
     return get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
 
 
-def matmul_params(model, cfg) -> int:
+def matmul_params(model: Any, cfg: Any) -> int:
     """The anchor's count: every parameter but embeddings and LoRA, plus a tied LM head."""
     n = sum(p.numel() for name, p in model.named_parameters() if "embed_tokens" not in name and "lora_" not in name)
-    if getattr(cfg, "tie_word_embeddings", False):
-        n += cfg.vocab_size * cfg.hidden_size
-    return n
+    return n + (cfg.vocab_size * cfg.hidden_size if getattr(cfg, "tie_word_embeddings", False) else 0)
 
 
 def mfu(n_params: int, tok_s: float) -> float:
     return round(4 * n_params * tok_s / PEAK, 4)
 
 
-def compile_decoder(causal_lm):
-    """torch.compile the decoder stack (``*ForCausalLM.model``) in place; returns the original."""
-    original = causal_lm.model
-    causal_lm.model = torch.compile(original, backend=ARGS.compile_backend)
-    return original
+def compiled(model: Any) -> Any:
+    """The model with its blocks compiled in place, the product's way (``compile_blocks``)."""
+    from evals.accelerator import compile_blocks
+
+    compile_blocks(model, backend=BACKEND)
+    return model
 
 
-def uncompile(causal_lm, original):
-    causal_lm.model = original
+def uncompile(model: Any) -> None:
+    """Undo ``compile_blocks``: Module.compile() keeps the original forward beside the compiled one."""
+    for m in model.modules():
+        if getattr(m, "_compiled_call_impl", None) is not None:
+            m._compiled_call_impl = None
     torch._dynamo.reset()
 
 
-# ------------------------------------------------------------------ training
-def plain_train(model, vocab: int, batch: int, seq: int) -> dict:
+# ------------------------------------------------------------------ training steps
+def plain_step(model: Any, vocab: int, batch: int, seq: int) -> Callable[[], None]:
     """The anchor's loop: full-vocabulary loss at every position, AdamW, nothing else."""
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     x = torch.randint(0, vocab, (batch, seq), device=DEV)
-    model.train()
-    reset_peak()
-    for i in range(ARGS.warmup + ARGS.steps):
-        if i == ARGS.warmup:
-            sync()
-            began = time.perf_counter()
-        out = model(input_ids=x, labels=x)
-        out.loss.backward()
+
+    def step() -> None:
+        model(input_ids=x, labels=x).loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    sync()
-    dt = time.perf_counter() - began
-    result = {"tok_s": batch * seq * ARGS.steps / dt, "peak_gib": peak_gib(), "step_s": dt / ARGS.steps}
-    del opt, x, out
+    return step
+
+
+def project_train(model: Any, vocab: int, batch: int, seq: int) -> dict[str, Any]:
+    """The sweep's SFT recipe as is; step times from its ``on_step`` hook, which runs after
+    ``loss.item()`` (a device sync after the backward pass and the optimizer step)."""
+    from optimizer.recipes.answers import AnswerRow
+    from optimizer.recipes.loop import Schedule
+    from optimizer.recipes.sft import train_sft
+
+    answer = 6  # a label's tokens + end-of-turn
+    gen = torch.Generator().manual_seed(batch)
+    ids = torch.randint(1, vocab, (batch * (WARMUP + STEPS), seq), generator=gen).tolist()
+    rows = [AnswerRow(r[:-answer], r[-answer:]) for r in ids]
+    stamps: list[float] = []
+    began = time.perf_counter()
+    stats = train_sft(model, rows, pad_id=0, batch_size=batch, seed=0,
+                      schedule=Schedule(learning_rate=1e-4, epochs=1, fail_if_stuck=False), on_step=lambda step, loss: stamps.append(time.perf_counter()))
+    if stats.steps != WARMUP + STEPS or any(loss != loss for loss in stats.losses):
+        raise RuntimeError(f"train_sft ran {stats.steps} steps, losses {stats.losses}")
+    seconds = stamps[-1] - stamps[WARMUP - 1]
+    return {"seconds": seconds, "warm_s": stamps[WARMUP - 1] - began, "loss_first": round(stats.losses[0], 3),
+            "loss_last": round(stats.losses[-1], 3)}
+
+
+def measure_train(name: str, cfg: Any, model: Any, arm: str, batch: int, seq: int, *, is_compiled: bool,
+                  section: str = "train", **extra: Any) -> dict[str, Any] | None:
+    """Tokens/s, MFU and peak memory of one arm at one batch: one JSON line."""
+    where = dict(kind=section, model=name, arm=arm, batch=batch, seq=seq, compiled=is_compiled, **extra)
+
+    def run() -> dict[str, Any]:
+        release()
+        reset_peak()
+        if arm == "plain":
+            seconds, warm = timed(plain_step(model, cfg.vocab_size, batch, seq))
+            more: dict[str, Any] = {}
+        else:
+            r = project_train(model, cfg.vocab_size, batch, seq)
+            seconds, warm = r.pop("seconds"), r.pop("warm_s")
+            more = r
+        tok_s = batch * seq * STEPS / seconds
+        step_s = seconds / STEPS
+        return emit(**where, tok_s=round(tok_s), mfu_4N=mfu(STATE[name]["N"], tok_s), peak_gib=peak_gib(),
+                    step_s=round(step_s, 4), warmup_beyond_steps_s=round(max(0.0, warm - WARMUP * step_s), 1), **more)
+
+    result = guarded(run, **where)
+    release()
     return result
 
 
-def project_train(model, vocab: int, batch: int, prompt_len: int, answer_len: int) -> dict:
-    """The sweep's SFT recipe as is: train_sft -> collate -> answer_token_log_probs -> shared loop.
-
-    Step times come from the loop's ``on_step`` hook, which runs after ``loss.item()`` (a device
-    sync that follows the backward pass and the optimizer step on the same stream)."""
-    from optimizer.recipes.answers import AnswerRow
-    from optimizer.recipes.sft import train_sft
-
-    steps = ARGS.warmup + ARGS.steps
-    gen = torch.Generator().manual_seed(batch)
-    ids = torch.randint(1, vocab, (batch * steps, prompt_len + answer_len), generator=gen).tolist()
-    rows = [AnswerRow(r[:prompt_len], r[prompt_len:]) for r in ids]
-    stamps: list[float] = []
-    free_memory()
-    weights = allocated_gib()
-    reset_peak()
-    began = time.perf_counter()
-    stats = train_sft(model, rows, pad_id=0, learning_rate=1e-4, epochs=1, batch_size=batch, seed=0,
-                      on_step=lambda step, loss: stamps.append(time.perf_counter()))
-    timed = stamps[-1] - stamps[ARGS.warmup - 1]
-    per_step = [b - a for a, b in zip(stamps[ARGS.warmup - 1:], stamps[ARGS.warmup:])]
-    step_s = sorted(per_step)[len(per_step) // 2]
-    warm_s = stamps[ARGS.warmup - 1] - began
-    tokens = batch * (prompt_len + answer_len) * ARGS.steps
-    assert stats.steps == steps and all(l == l for l in stats.losses), "train_sft ran short or gave NaN"
-    return {"tok_s": tokens / timed, "peak_gib": peak_gib(), "weights_gib": weights, "step_s": step_s,
-            "warmup_s": warm_s, "extra_warmup_s": max(0.0, warm_s - ARGS.warmup * step_s),
-            "loss_first": round(stats.losses[0], 3), "loss_last": round(stats.losses[-1], 3)}
+STATE: dict[str, dict[str, Any]] = {}  # per model: N, best batch per arm, rows
 
 
-def shape(seq: int):
-    """(rows, prompt tokens, answer tokens) for a row length: a 6-token answer (label + end-of-turn)."""
-    return seq - 6, 6
+def best(rows: list[dict[str, Any]], key: str = "tok_s") -> dict[str, Any] | None:
+    return max(rows, key=lambda r: r[key], default=None)
 
 
-def pick_big_batch(per_row_bytes: float | None, candidates: tuple[int, ...]) -> tuple[int | None, str]:
-    if DEV != "cuda" or per_row_bytes is None:
-        return candidates[0], "cpu: first candidate"
-    free_memory()
-    free, total = torch.cuda.mem_get_info()
-    for b in candidates:
-        need = b * per_row_bytes * 1.15 + 2 * 2**30
-        if need < free:
-            return b, f"needs ~{need / 2**30:.0f} GiB of {free / 2**30:.0f} GiB free"
-    return None, f"none of {candidates} fits in {free / 2**30:.0f} GiB free"
+def train_uncompiled(name: str, cfg: Any) -> None:
+    from evals import accelerator
 
-
-STATE: dict = {}  # per model: plain tok/s, big batch, step times, N (matmul params)
-
-
-def train_uncompiled(name: str, cfg):
-    seq = 16 if ARGS.tiny else 64
-    prompt_len, answer_len = shape(seq)
-    b64 = 4 if ARGS.tiny else 64
-    candidates = (16, 8) if ARGS.tiny else (512, 256, 128)
     model = lora(build(cfg))
-    n = matmul_params(model, cfg)
-    st = STATE.setdefault(name, {"N": n})
-    where = dict(kind="train", model=name, seq=seq)
-
-    r = guarded(lambda: plain_train(model, cfg.vocab_size, b64, seq), **where, path="plain", batch=b64)
-    free_memory()
-    if r:
-        st["plain"], st["plain_peak"], st["plain_batch"] = r["tok_s"], r["peak_gib"], b64
-        emit(**where, path="plain", batch=b64, compiled=False, tok_s=round(r["tok_s"]), mfu_4N=mfu(n, r["tok_s"]),
-             peak_gib=r["peak_gib"], ratio_vs_plain=1.0, matmul_params_m=round(n / 1e6))
-
-    def project(batch):
-        r = guarded(lambda: project_train(model, cfg.vocab_size, batch, prompt_len, answer_len),
-                    **where, path="project", batch=batch, compiled=False)
-        free_memory()
-        if r:
-            st.setdefault("project", {})[batch] = r
-            emit(**where, path="project", batch=batch, compiled=False, tok_s=round(r["tok_s"]),
-                 mfu_4N=mfu(n, r["tok_s"]), peak_gib=r["peak_gib"],
-                 ratio_vs_plain=round(r["tok_s"] / st["plain"], 2) if st.get("plain") else None,
-                 step_s=round(r["step_s"], 4), loss_first=r["loss_first"], loss_last=r["loss_last"])
-        return r
-
-    r64 = project(b64)
-    per_row = None
-    if r64 and DEV == "cuda":
-        per_row = max(1.0, (r64["peak_gib"] - r64["weights_gib"]) * 2**30 / b64)
-    big, why = pick_big_batch(per_row, candidates)
-    emit(kind="batch_choice", model=name, batch=big, reason=why)
-    if big:
-        st["big"] = big
-        project(big)
+    st = STATE.setdefault(name, {"N": matmul_params(model, cfg), "plain": [], "project": []})
+    for arm in ("plain", "project"):
+        batches = [2, 4] if ARGS.tiny else list(TRAIN_BATCHES[name])
+        if arm == "project" and DEV == "cuda":
+            chosen = guarded(lambda: accelerator.training_batch_size(model, SEQ, None), kind="batch_choice", model=name)
+            emit(kind="batch_choice", model=name, chosen=chosen, rule="evals.accelerator.training_batch_size(model, 64, None)")
+            if chosen and chosen not in batches:
+                batches = sorted(batches + [chosen])
+        for batch in batches:
+            row = measure_train(name, cfg, model, arm, batch, SEQ, is_compiled=False)
+            if row is None:
+                break  # an OOM or error: larger batches of this arm would fail too
+            st[arm].append(row)
     del model
-    free_memory()
+    release()
 
 
-def train_compiled(name: str, cfg, batch: int):
-    seq = 16 if ARGS.tiny else 64
-    prompt_len, answer_len = shape(seq)
+def train_compiled(name: str, cfg: Any, arm: str) -> None:
     st = STATE[name]
-    model = lora(build(cfg))
-    inner = model.base_model.model
-    original = compile_decoder(inner)
-    where = dict(kind="train", model=name, seq=seq, path="project", batch=batch, compiled=True)
-    r = guarded(lambda: project_train(model, cfg.vocab_size, batch, prompt_len, answer_len), **where)
-    if r:
-        st.setdefault("compiled", {})[batch] = r
-        st["compile_s"] = r["extra_warmup_s"]
-        emit(**where, backend=ARGS.compile_backend, tok_s=round(r["tok_s"]), mfu_4N=mfu(st["N"], r["tok_s"]),
-             peak_gib=r["peak_gib"], ratio_vs_plain=round(r["tok_s"] / st["plain"], 2) if st.get("plain") else None,
-             compile_s=round(r["extra_warmup_s"], 1), step_s=round(r["step_s"], 4))
-    uncompile(inner, original)
-    del model, inner, original
-    free_memory()
+    top = best(st[arm])
+    if top is None:
+        return
+    model = compiled(lora(build(cfg)))
+    row = measure_train(name, cfg, model, arm, top["batch"], SEQ, is_compiled=True, backend=BACKEND)
+    if row:
+        st[arm + "_compiled"] = row
+    uncompile(model)
+    del model
+    release()
 
 
 # ------------------------------------------------------------------ QLoRA
-def quantize_nf4_in_place(model) -> int:
-    """Replace every nn.Linear in the decoder layers by a bitsandbytes nf4 Linear4bit (double
-    quant, bf16 compute), quantizing the weights already on the device: what
-    ``from_pretrained(quantization_config=BitsAndBytesConfig(load_in_4bit=True, ...))`` builds
-    (embeddings and LM head stay bf16), without writing 16 GB to disk and reading it back."""
-    import bitsandbytes as bnb
-
-    replaced = 0
-    for layer in model.model.layers:
-        for parent in list(layer.modules()):
-            for child_name, child in list(parent.named_children()):
-                if type(child) is not torch.nn.Linear:
-                    continue
-                q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
-                                      compute_dtype=DT, compress_statistics=True, quant_type="nf4", device="meta")
-                weight = bnb.nn.Params4bit(child.weight.data, requires_grad=False, compress_statistics=True,
-                                           quant_type="nf4", module=q)
-                q.weight = weight.to(child.weight.device)  # .to() quantizes
-                if child.bias is not None:
-                    q.bias = child.bias
-                setattr(parent, child_name, q)
-                del child, weight
-                replaced += 1
-    model.is_loaded_in_4bit = True  # what transformers' bnb quantizer marks; peft dispatches on it
-    model.is_quantized = True
-    return replaced
-
-
-def checkpointing(peft_model, on: bool):
-    """Activation (gradient) checkpointing of every decoder layer, non-reentrant (no input grads
-    needed). Renamed in transformers 5.2x (``activation_checkpointing_*``); both spellings work."""
+def checkpointing(peft_model: Any, on: bool) -> None:
+    """Activation checkpointing of every decoder layer, non-reentrant (no input grads needed);
+    transformers 5.2x renamed it ``activation_checkpointing_*``: both spellings work."""
     inner = peft_model.base_model.model
     if on:
         if hasattr(inner, "activation_checkpointing_enable"):
@@ -377,354 +334,264 @@ def checkpointing(peft_model, on: bool):
         inner.gradient_checkpointing_disable()
 
 
-def section_qlora(name: str, cfg):
-    seq = 32 if ARGS.tiny else 512
-    batch = 2 if ARGS.tiny else 16
-    prompt_len, answer_len = shape(seq)
-    st = STATE.setdefault(name + "/qlora", {})
-    where = dict(kind="qlora", model=name, batch=batch, seq=seq)
+def section_qlora(name: str, cfg: Any) -> None:
+    """bf16 LoRA and nf4 QLoRA, both through evals.models.load_causal_lm, each with and without
+    gradient checkpointing. The random checkpoint is written once to local disk and read twice."""
+    from evals.models import load_causal_lm
 
-    def run(mode, model):
-        r = guarded(lambda: project_train(model, cfg.vocab_size, batch, prompt_len, answer_len), **where, mode=mode)
-        free_memory()
-        if r:
-            st[mode] = r
-            emit(**where, mode=mode, tok_s=round(r["tok_s"]), mfu_4N=mfu(STATE["N8"], r["tok_s"]),
-                 peak_gib=r["peak_gib"], weights_gib=r["weights_gib"], step_s=round(r["step_s"], 4))
-
-    base = build(cfg)
-    STATE["N8"] = matmul_params(base, cfg)
-    model = lora(base)
-    r = guarded(lambda: plain_train(model, cfg.vocab_size, batch, seq), **where, mode="plain-lora-bf16")
-    free_memory()
-    if r:
-        st["plain-lora-bf16"] = r
-        emit(**where, mode="plain-lora-bf16", tok_s=round(r["tok_s"]), mfu_4N=mfu(STATE["N8"], r["tok_s"]),
-             peak_gib=r["peak_gib"], note="anchor's full-vocabulary loss")
-    run("lora-bf16", model)
-    checkpointing(model, True)
-    run("lora-bf16+gc", model)
-    checkpointing(model, False)
-    base = model.unload()
-    del model
-    free_memory()
-    began = time.perf_counter()
-    replaced = guarded(lambda: quantize_nf4_in_place(base), **where, mode="qlora-nf4")
-    sync()
-    free_memory()
-    if not replaced:
-        return
-    emit(kind="qlora_build", model=name, linear_layers_quantized=replaced, seconds=round(time.perf_counter() - began, 1),
-         weights_gib=allocated_gib(), bitsandbytes=__import__("bitsandbytes").__version__)
-    model = lora(base)
-    run("qlora-nf4", model)
-    checkpointing(model, True)
-    run("qlora-nf4+gc", model)
-    del model, base
-    free_memory()
+    st = STATE.setdefault(name + "/qlora", {"N": 0})
+    with tempfile.TemporaryDirectory(prefix="fastpath-qlora-") as folder:
+        began = time.perf_counter()
+        base = build(cfg)
+        st["N"] = matmul_params(base, cfg)
+        base.save_pretrained(folder, safe_serialization=True)
+        del base
+        release()
+        emit(kind="qlora_checkpoint", model=name, seconds=round(time.perf_counter() - began, 1))
+        STATE[name + "/qlora"] = st
+        for mode, kwargs in (("lora-bf16", {}), ("qlora-nf4", {"quantization": "nf4", "compute_dtype": torch.bfloat16})):
+            began = time.perf_counter()
+            model = guarded(lambda: lora(load_causal_lm(folder, dtype=DT, device=DEV, **kwargs)), kind="qlora",
+                            model=name, mode=mode)
+            if model is None:
+                continue
+            emit(kind="qlora_load", model=name, mode=mode, seconds=round(time.perf_counter() - began, 1),
+                 weights_gib=round(torch.cuda.memory_allocated() / 2**30, 2) if DEV == "cuda" else None,
+                 compute_dtype=str(kwargs.get("compute_dtype", DT)))
+            for gc_on in (False, True):
+                checkpointing(model, gc_on)
+                tag = mode + ("+gc" if gc_on else "")
+                row = measure_train(name + "/qlora", cfg, model, "project", QLORA_BATCH, QLORA_SEQ, is_compiled=False,
+                                    section="qlora", mode=tag, gradient_checkpointing=gc_on)
+                if row:
+                    st[tag] = row
+            del model
+            release()
 
 
 # ------------------------------------------------------------------ classification
-class LabelIds:
-    """Token-id table standing in for a tokenizer: LabelScorer reads exactly these three things
-    from one (``tokenizer(label, add_special_tokens=False)["input_ids"]``, ``eos_token_id``,
-    ``pad_token_id``), so its own unmodified __init__ builds the label trie from id lists."""
-
-    def __init__(self, label_ids: dict[str, list[int]], pad_token_id: int, eos_token_id: int):
-        self.label_ids, self.pad_token_id, self.eos_token_id = label_ids, pad_token_id, eos_token_id
-
-    def __call__(self, text, add_special_tokens=False):
-        return {"input_ids": list(self.label_ids[text])}
-
-
-def make_scorer(model, vocab: int, n_labels: int = 40):
+def ticket_prompts(model: Any, n: int) -> tuple[list[list[int]], Any, Any]:
+    """``n`` tokenised prompts of the demo tickets (all splits, cycled in a seeded order), as the
+    product serves a fine-tuned adapter: the task's instruction, no label list."""
     from evals.classify import LabelScorer, PromptTemplate
+    from evals.data import load_examples
+    from evals.models import load_tokenizer
 
-    gen = torch.Generator().manual_seed(1)
-    eos = vocab - 1
-    firsts = torch.randperm(vocab - 2, generator=gen)[:n_labels] + 1
-    label_ids = {}
-    for i, first in enumerate(firsts.tolist()):
-        more = torch.randint(1, vocab - 1, (1 + i % 2,), generator=gen).tolist()  # 2-3 tokens per label
-        label_ids[f"category_{i:02d}"] = [first] + more
-    labels = tuple(label_ids)
-    scorer = LabelScorer(model, LabelIds(label_ids, 0, eos), PromptTemplate("bench", labels))
-    assert scorer._prefixes == [()], "labels' first tokens must be unique: one forward per item"
-    return scorer
-
-
-def time_label_path(scorer, prompts, batch: int) -> tuple[float, float]:
-    """(items/s of label_log_probs alone, items/s of predict_ids) over ``prompts``."""
-    sync()
-    began = time.perf_counter()
-    for start in range(0, len(prompts), batch):
-        scorer.label_log_probs(prompts[start:start + batch])
-    sync()
-    device_path = len(prompts) / (time.perf_counter() - began)
-    began = time.perf_counter()
-    predictions = scorer.predict_ids(prompts, batch_size=batch)
-    sync()
-    full_path = len(predictions) / (time.perf_counter() - began)
-    return device_path, full_path
+    folder = _common.ROOT / "datasets" / "tickets"
+    examples = [e for split in ("train", "validation", "test") for e in load_examples(folder / f"{split}.jsonl")]
+    instruction = json.loads((folder / "train.jsonl").open().readline())["messages"][0]["content"]
+    labels = tuple(sorted({e.label for e in examples}))
+    tokenizer = load_tokenizer("smollm2-135m-instruct")
+    template = PromptTemplate(instruction, labels, list_labels=False)
+    scorer = LabelScorer(model, tokenizer, template)
+    texts = [e.text for e in examples]
+    random.Random(0).shuffle(texts)
+    unique = [scorer.prompt_ids(t) for t in texts[:n]]
+    return [unique[i % len(unique)] for i in range(n)], tokenizer, template
 
 
-def section_classify_uncompiled(name: str, cfg):
-    seq = 16 if ARGS.tiny else 64
-    st = STATE.setdefault(name + "/classify", {})
-    base = build(cfg)
-    base.eval()
-    where = dict(kind="classify", model=name, prompt_tokens=seq)
-
-    def plain_forward():  # the anchor's infer(): full logits at every position, batch 256
-        bs = 8 if ARGS.tiny else 256
-        x = torch.randint(0, cfg.vocab_size, (bs, seq), device=DEV)
-        with torch.no_grad():
-            for i in range(5):
-                if i == 2:
-                    sync()
-                    began = time.perf_counter()
-                base(input_ids=x)
-        sync()
-        return 3 * bs / (time.perf_counter() - began), bs
-
-    def generate8():
-        gb = 8 if ARGS.tiny else 64
-        x = torch.randint(0, cfg.vocab_size, (gb, seq), device=DEV)
-        with torch.no_grad():
-            for i in range(3):
-                if i == 1:
-                    sync()
-                    began = time.perf_counter()
-                base.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=8, min_new_tokens=8,
-                              do_sample=False, pad_token_id=0)
-        sync()
-        return 2 * gb / (time.perf_counter() - began), gb
-
-    r = guarded(plain_forward, **where, path="plain-forward")
-    if r:
-        st["plain"] = r[0]
-        emit(**where, path="plain-forward", batch=r[1], items_s=round(r[0]))
-    r = guarded(generate8, **where, path="generate8")
-    if r:
-        st["generate"] = r[0]
-        emit(**where, path="generate8", batch=r[1], items_s=round(r[0]))
-    free_memory()
-    _classify_batches(name, cfg, base, st, compiled=False)
-    # the sweep scores with the adapter unmerged: its cost at the best batch
-    best = max(st.get("project", {}).items(), key=lambda kv: kv[1][0], default=(None, None))[0]
-    if best:
-        model = lora(base)
-        model.eval()
-        _classify_batches(name, cfg, model, st, compiled=False, batches=(best,), tag="lora-unmerged")
-        base = model.unload()
-        del model
-    del base
-    free_memory()
+def plain_classify(model: Any, prompts: list[list[int]], batch: int, pad_id: int, first_tokens: list[int]) -> list[int]:
+    """What a plain script does: left-padded batches in input order, one forward keeping the last
+    position's logits, the most probable label's first token."""
+    allowed = torch.tensor(first_tokens, device=DEV)
+    answers: list[int] = []
+    with torch.inference_mode():
+        for start in range(0, len(prompts), batch):
+            chunk = prompts[start:start + batch]
+            width = max(map(len, chunk))
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, p in enumerate(chunk):
+                ids[row, width - len(p):] = torch.tensor(p)
+                mask[row, width - len(p):] = 1
+            logits = model(input_ids=ids.to(DEV), attention_mask=mask.to(DEV), logits_to_keep=1).logits[:, -1]
+            answers += logits[:, allowed].argmax(-1).tolist()
+    return answers
 
 
-def _classify_batches(name, cfg, model, st, *, compiled: bool, batches=None, tag="base"):
-    seq = 16 if ARGS.tiny else 64
-    batches = batches or ((8, 16) if ARGS.tiny else (256, 1024, 4096))
-    n_items = 32 if ARGS.tiny else 16384
-    scorer = make_scorer(model, cfg.vocab_size)
-    gen = torch.Generator().manual_seed(2)
-    prompts = torch.randint(1, cfg.vocab_size - 1, (n_items, seq), generator=gen).tolist()
+def generate8(model: Any, prompts: list[list[int]], batch: int, pad_id: int) -> None:
+    with torch.inference_mode():
+        for start in range(0, len(prompts), batch):
+            chunk = prompts[start:start + batch]
+            width = max(map(len, chunk))
+            ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in chunk], device=DEV)
+            model.generate(input_ids=ids, attention_mask=(ids != pad_id).long(), max_new_tokens=8, min_new_tokens=8,
+                           do_sample=False, pad_token_id=pad_id)
+
+
+CLS: dict[str, Any] = {"plain": [], "generate": [], "project": []}
+
+
+def measure_classify(arm: str, run: Callable[[], Any], items: int, batch: int, *, is_compiled: bool,
+                     **extra: Any) -> dict[str, Any] | None:
+    where = dict(kind="classify", model="qwen2.5-0.5b", arm=arm, batch=batch, compiled=is_compiled, **extra)
+
+    def measure() -> dict[str, Any]:
+        release()
+        reset_peak()
+        seconds, warm = timed(run, steps=1, warmup=1)  # one warm-up pass over the items, one timed
+        return emit(**where, items=items, items_s=round(items / seconds), seconds=round(seconds, 2),
+                    warmup_beyond_run_s=round(max(0.0, warm - seconds), 1), peak_gib=peak_gib())
+
+    return guarded(measure, **where)
+
+
+def classify_setup() -> tuple[Any, list[list[int]], Any, Any]:
+    model = build(configs()["qwen2.5-0.5b"]).eval()
+    prompts, tokenizer, template = ticket_prompts(model, ARGS.items)
+    lengths = sorted(map(len, prompts))
+    emit(kind="classify_data", items=len(prompts), prompt_tokens_median=lengths[len(lengths) // 2],
+         prompt_tokens_max=lengths[-1], labels=len(template.labels), template="demo tickets, list_labels=False")
+    return model, prompts, tokenizer, template
+
+
+def section_classify() -> None:
+    from evals import accelerator
+    from evals.classify import LabelScorer, label_token_ids
+
+    model, prompts, tokenizer, template = classify_setup()
+    CLS["model"], CLS["prompts"], CLS["tokenizer"], CLS["template"] = model, prompts, tokenizer, template
+    pad = tokenizer.pad_token_id
+    firsts = sorted({ids[0] for ids in label_token_ids(tokenizer, template.labels).values()})
+    scorer = LabelScorer(model, tokenizer, template)
+    emit(kind="classify_labels", label_tree_nodes=len(scorer._tree), branching_points=len(scorer._prefixes))
+    batches = list(CLASSIFY_BATCHES)
+    if DEV == "cuda":
+        width = max(map(len, prompts))
+        chosen = guarded(lambda: accelerator.inference_batch_size(model, width), kind="batch_choice", model="qwen2.5-0.5b")
+        emit(kind="batch_choice", model="qwen2.5-0.5b", chosen=chosen,
+             rule=f"evals.accelerator.inference_batch_size(model, {width})")
+        batches = sorted(set(batches) | ({chosen} if chosen else set()))
     for batch in batches:
-        where = dict(kind="classify", model=name, prompt_tokens=seq, path="project", batch=batch,
-                     compiled=compiled, weights=tag)
-
-        def measure():
-            began = time.perf_counter()
-            for _ in range(2):  # warm-up (and compile, for the compiled decoder)
-                scorer.label_log_probs(prompts[:batch])
-            sync()
-            warm_s = time.perf_counter() - began
-            reset_peak()
-            device_path, full_path = time_label_path(scorer, prompts, batch)
-            return warm_s, device_path, full_path
-
-        r = guarded(measure, **where)
-        free_memory()
-        if not r:
-            continue
-        warm_s, device_path, full_path = r
-        key = "project" if not compiled else "compiled"
-        if tag == "base":
-            st.setdefault(key, {})[batch] = (device_path, full_path)
-        else:
-            st.setdefault(tag, {})[batch] = (device_path, full_path)
-        if compiled:
-            st.setdefault("compile_s", {})[batch] = warm_s
-        emit(**where, items_s=round(device_path), predict_ids_items_s=round(full_path), peak_gib=peak_gib(),
-             ratio_vs_plain_forward=round(device_path / st["plain"], 2) if st.get("plain") else None,
-             ratio_vs_generate8=round(device_path / st["generate"], 1) if st.get("generate") else None,
-             **({"warmup_compile_s": round(warm_s, 1)} if compiled else {}))
+        row = measure_classify("plain", lambda b=batch: plain_classify(model, prompts, b, pad, firsts), len(prompts),
+                               batch, is_compiled=False)
+        if row:
+            CLS["plain"].append(row)
+        row = measure_classify("project", lambda b=batch: scorer.predict_ids(prompts, batch_size=b), len(prompts),
+                               batch, is_compiled=False)
+        if row:
+            CLS["project"].append(row)
+    few = prompts[: max(GENERATE_BATCHES) * (2 if ARGS.tiny else 4)]
+    for batch in GENERATE_BATCHES:
+        row = measure_classify("generate8", lambda b=batch: generate8(model, few, b, pad), len(few), batch,
+                               is_compiled=False)
+        if row:
+            CLS["generate"].append(row)
 
 
-def section_classify_compiled(name: str, cfg):
-    st = STATE.setdefault(name + "/classify", {})
-    base = build(cfg)
-    base.eval()
-    original = compile_decoder(base)
-    # 4096 first (a static graph), then 1024 (one dynamic-shape recompile, which would serve any batch)
-    _classify_batches(name, cfg, base, st, compiled=True, batches=(16,) if ARGS.tiny else (4096, 1024))
-    uncompile(base, original)
-    del base, original
-    free_memory()
+def classify_compiled(arm: str) -> None:
+    from evals.classify import LabelScorer, label_token_ids
+
+    top = best(CLS[arm], "items_s")
+    if top is None:
+        return
+    model, prompts, tokenizer, template = (CLS[k] for k in ("model", "prompts", "tokenizer", "template"))
+    compiled(model)
+    if arm == "plain":
+        firsts = sorted({ids[0] for ids in label_token_ids(tokenizer, template.labels).values()})
+        run = lambda: plain_classify(model, prompts, top["batch"], tokenizer.pad_token_id, firsts)  # noqa: E731
+    else:
+        scorer = LabelScorer(model, tokenizer, template)
+        run = lambda: scorer.predict_ids(prompts, batch_size=top["batch"])  # noqa: E731
+    row = measure_classify(arm, run, len(prompts), top["batch"], is_compiled=True, backend=BACKEND)
+    if row:
+        CLS[arm + "_compiled"] = row
+    uncompile(model)
 
 
 # ------------------------------------------------------------------ summary
-def fmt(x, spec=",.0f"):
-    return "-" if x is None else format(x, spec)
+TRAIN_TARGETS = {"qwen2.5-0.5b": (3.0, None), "llama3.2-1b": (2.0, None), "llama3.1-8b": (1.2, 0.33)}
 
 
-def verdict(ok):
-    return "n/a" if ok is None else ("PASS" if ok else "below")
-
-
-def summary():
-    lines = ["", "=" * 100, "SUMMARY (ratios are against the plain baseline measured in this same run)", "=" * 100]
-    targets = {"qwen2.5-0.5b": (3.0, None), "llama3.2-1b": (2.0, None), "llama3.1-8b": (1.2, 0.33), "smollm2-135m": (None, None)}
-    verdicts = {}
-    lines.append(f"{'train, LoRA r16, 64-token rows':<44}{'tok/s':>10}{'x plain':>9}{'MFU':>8}{'peak GiB':>10}")
-    for name, (t_ratio, t_mfu) in targets.items():
+def summary() -> None:
+    verdicts: dict[str, dict[str, Any]] = {}
+    lines = ["", "ratios against the plain arm of this run, each arm at its own best batch (compiled or not)"]
+    for name, (target, target_mfu) in TRAIN_TARGETS.items():
         st = STATE.get(name)
         if not st:
             continue
-        ours = [(f"project b{b}", r["tok_s"], r["peak_gib"]) for b, r in sorted(st.get("project", {}).items())]
-        ours += [(f"project b{b} + compile ({r['extra_warmup_s']:.0f} s)", r["tok_s"], r["peak_gib"])
-                 for b, r in sorted(st.get("compiled", {}).items())]
-        best = max(ours, key=lambda r: r[1], default=None)
-        rows = ([(f"plain b{st['plain_batch']} (anchor)", st["plain"], st.get("plain_peak"))] if st.get("plain") else []) + ours
-        for label, tps, peak in rows:
-            ratio = tps / st["plain"] if st.get("plain") else None
-            lines.append(f"  {name + ' ' + label:<42}{fmt(tps):>10}{fmt(ratio, '.2f'):>9}"
-                         f"{fmt(100 * 4 * st['N'] * tps / PEAK, '.1f') + '%':>8}{fmt(peak, '.1f'):>10}")
-        if best and st.get("plain") and t_ratio:
-            ratio = best[1] / st["plain"]
-            best_mfu = 4 * st["N"] * best[1] / PEAK
-            ok = ratio >= t_ratio and (t_mfu is None or best_mfu >= t_mfu)
-            target = f">= {t_ratio}x" + (f", MFU >= {t_mfu:.0%}" if t_mfu else "")
-            verdicts[f"train {name}"] = (ok, f"best {ratio:.2f}x ({best[0]}), MFU {best_mfu:.1%}; target {target}")
-    q = STATE.get("llama3.1-8b/qlora")
-    if q:
-        lines.append("")
-        lines.append(f"{'QLoRA, 8B shape, 16 x 512, answer-only logits':<44}{'tok/s':>10}{'x bf16':>9}{'peak GiB':>10}{'x bf16 mem':>12}")
-        ref = q.get("lora-bf16")
-        for mode in ("plain-lora-bf16", "lora-bf16", "lora-bf16+gc", "qlora-nf4", "qlora-nf4+gc"):
-            r = q.get(mode)
-            if not r:
-                continue
-            tr = r["tok_s"] / ref["tok_s"] if ref else None
-            mr = r["peak_gib"] / ref["peak_gib"] if ref and r["peak_gib"] and ref["peak_gib"] else None
-            lines.append(f"  {mode:<42}{fmt(r['tok_s']):>10}{fmt(tr, '.2f'):>9}{fmt(r['peak_gib'], '.1f'):>10}{fmt(mr, '.2f'):>12}")
-            if mode.startswith("qlora") and tr is not None and mr is not None:
-                verdicts[mode] = (mr <= 0.40 and tr >= 0.6, f"memory {mr:.0%} of bf16 LoRA, speed {tr:.2f}x; "
-                                                            "target memory <= 40%, speed >= 0.6x")
-    c = STATE.get("qwen2.5-0.5b/classify")
-    if c:
-        lines.append("")
-        lines.append(f"{'classify, 0.5B shape, 64-token prompts':<44}{'items/s':>10}{'x fwd':>9}{'x gen8':>9}{'predict_ids':>13}")
-        plain, gen = c.get("plain"), c.get("generate")
-        if plain:
-            lines.append(f"  {'plain forward b256, all logits (anchor)':<42}{fmt(plain):>10}{'1.00':>9}"
-                         f"{fmt(plain / gen if gen else None, '.1f'):>9}")
-        if gen:
-            lines.append(f"  {'generate 8 tokens b64 (anchor)':<42}{fmt(gen):>10}{fmt(gen / plain if plain else None, '.2f'):>9}{'1.0':>9}")
-        best = None
-        for key, label in (("project", "LabelScorer"), ("lora-unmerged", "LabelScorer, LoRA unmerged"),
-                           ("compiled", "LabelScorer + compile")):
-            for b, (dev_path, full_path) in sorted(c.get(key, {}).items()):
-                extra = f" ({c['compile_s'][b]:.0f} s warm-up)" if key == "compiled" else ""
-                lines.append(f"  {label + ' b' + str(b) + extra:<42}{fmt(dev_path):>10}"
-                             f"{fmt(dev_path / plain if plain else None, '.2f'):>9}"
-                             f"{fmt(dev_path / gen if gen else None, '.1f'):>9}{fmt(full_path):>13}")
-                if key != "lora-unmerged" and (best is None or dev_path > best[0]):
-                    best = (dev_path, full_path, f"{label} b{b}")
-        if best and plain and gen:
-            ok = best[0] >= 2 * plain and best[0] >= 10_000 and best[0] >= 30 * gen
-            verdicts["classify qwen2.5-0.5b"] = (ok, f"best {best[0]:,.0f} items/s ({best[2]}; predict_ids {best[1]:,.0f}): "
-                                                     f"{best[0] / plain:.2f}x forward, {best[0] / gen:.1f}x generate; "
-                                                     "target >= 2x and >= 10,000 items/s, >= 30x generate")
-    lines.append("")
-    lines.append("targets:")
-    for key, (ok, text) in verdicts.items():
-        lines.append(f"  {verdict(ok):<6} {key}: {text}")
-    lines.append(f"wall time {elapsed():.0f} s")
+        plain = best(st["plain"] + ([st["plain_compiled"]] if "plain_compiled" in st else []))
+        ours = best(st["project"] + ([st["project_compiled"]] if "project_compiled" in st else []))
+        if not plain or not ours:
+            continue
+        x = ours["tok_s"] / plain["tok_s"]
+        ok = x >= target and (target_mfu is None or ours["mfu_4N"] >= target_mfu)
+        verdicts[f"train {name}"] = dict(
+            passed=ok, ratio=round(x, 2), project=_tag(ours), plain=_tag(plain), project_mfu=ours["mfu_4N"],
+            target=f">= {target}x" + (f", MFU >= {target_mfu:.0%}" if target_mfu else ""))
+    q = STATE.get("llama3.1-8b/qlora", {})
+    for gc_tag in ("", "+gc"):
+        lo, ql = q.get("lora-bf16" + gc_tag), q.get("qlora-nf4" + gc_tag)
+        if lo and ql and lo.get("peak_gib") and ql.get("peak_gib"):
+            mem, speed = ql["peak_gib"] / lo["peak_gib"], ql["tok_s"] / lo["tok_s"]
+            verdicts["qlora llama3.1-8b" + gc_tag] = dict(
+                passed=mem <= 0.40 and speed >= 0.6, memory_vs_bf16=round(mem, 3), speed_vs_bf16=round(speed, 2),
+                gradient_checkpointing=bool(gc_tag), target="peak <= 40% of bf16 LoRA's at >= 0.6x its tokens/s")
+    plain = best(CLS["plain"] + ([CLS["plain_compiled"]] if "plain_compiled" in CLS else []), "items_s")
+    ours = best(CLS["project"] + ([CLS["project_compiled"]] if "project_compiled" in CLS else []), "items_s")
+    gen = best(CLS["generate"], "items_s")
+    if plain and ours and gen:
+        rate = ours["items_s"]
+        verdicts["classify qwen2.5-0.5b"] = dict(
+            passed=rate >= 10_000 and rate >= 2 * plain["items_s"] and rate >= 30 * gen["items_s"],
+            items_s=rate, vs_plain_forward=round(rate / plain["items_s"], 2),
+            vs_generate8=round(rate / gen["items_s"], 1), project=_tag(ours), plain=_tag(plain), generate=_tag(gen),
+            target=">= 10,000 items/s, >= 2x plain one-forward, >= 30x generate")
+    for key, v in verdicts.items():
+        lines.append(f"  {'PASS' if v['passed'] else 'below':<6} {key}: " +
+                     ", ".join(f"{k} {val}" for k, val in v.items() if k != "passed"))
     print("\n".join(lines), flush=True)
-    emit(kind="summary", verdicts={k: {"pass": ok, "detail": text} for k, (ok, text) in verdicts.items()},
-         wall_s=round(elapsed(), 1))
+    emit(kind="summary", verdicts=verdicts, wall_s=round(time.perf_counter() - T0, 1))
+
+
+def _tag(row: dict[str, Any]) -> str:
+    return f"{row['arm']} b{row['batch']}{' compiled' if row['compiled'] else ''}"
 
 
 # ------------------------------------------------------------------ main
-def main():
-    global OUT
+def main() -> None:
+    global OUT_FILE
     if DEV != "cuda" and not ARGS.tiny:
         sys.exit("no CUDA device: run with --tiny on a CPU (real shapes need the GPU)")
-    if DEV != "cuda":
-        torch.set_num_threads(1)  # tiny shapes: threads only add overhead
-    if ARGS.out:
-        OUT = open(ARGS.out, "w")
-    import peft
-    import transformers
-
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    torch.manual_seed(0)
-    emit(kind="env", device=torch.cuda.get_device_name() if DEV == "cuda" else "cpu", torch=torch.__version__,
-         transformers=transformers.__version__, peft=peft.__version__, tiny=ARGS.tiny, sections=ARGS.only,
-         warmup=ARGS.warmup, steps=ARGS.steps, budget_s=ARGS.budget_s, compile_backend=ARGS.compile_backend)
+    _common.setup(threads=1 if DEV == "cpu" else torch.get_num_threads())
+    slug = "tiny" if ARGS.tiny else DEVICE_NAME.lower().replace("nvidia ", "").replace(" ", "-")
+    out = Path(ARGS.out or _common.RESULTS / f"gpu_fastpath-{slug}.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    OUT_FILE = out.open("w")
+    emit(kind="env", **_common.machine(torch.get_num_threads()), tiny=ARGS.tiny, sections=ARGS.only,
+         warmup=WARMUP, steps=STEPS, compile_backend=BACKEND, budget_s=ARGS.budget_s,
+         command=_common.command_line().replace(".venv/bin/python", "python"))
     cfgs = {k: v for k, v in configs().items() if not ARGS.models or k in ARGS.models}
-
-    # phase A: everything uncompiled (cheap, always runs)
     if "train" in ARGS.only:
-        for name in ("qwen2.5-0.5b", "llama3.2-1b", "smollm2-135m", "llama3.1-8b"):
-            if name in cfgs:
-                guarded(lambda: train_uncompiled(name, cfgs[name]), kind="train", model=name)
-    if "qlora" in ARGS.only and "llama3.1-8b" in cfgs:
-        guarded(lambda: section_qlora("llama3.1-8b", cfgs["llama3.1-8b"]), kind="qlora", model="llama3.1-8b")
-    if "classify" in ARGS.only and "qwen2.5-0.5b" in cfgs:
-        guarded(lambda: section_classify_uncompiled("qwen2.5-0.5b", cfgs["qwen2.5-0.5b"]),
-                kind="classify", model="qwen2.5-0.5b")
-
-    # phase B: compile, most important first, while the budget allows
-    jobs = []  # (label, job, kind of compile, seconds of measuring besides compiling)
+        for name, cfg in cfgs.items():
+            guarded(lambda: train_uncompiled(name, cfg), kind="train", model=name)
+    if "classify" in ARGS.only:
+        guarded(section_classify, kind="classify")
+    if "qlora" in ARGS.only:
+        cfg8 = configs()["llama3.1-8b"]
+        guarded(lambda: section_qlora("llama3.1-8b", cfg8), kind="qlora", model="llama3.1-8b")
+    # compiled runs, most important first (the targets they could move), while the budget allows
+    jobs: list[tuple[str, Callable[[], None]]] = []
     if not ARGS.no_compile:
-        for name in ("qwen2.5-0.5b", "classify", "llama3.2-1b", "smollm2-135m", "llama3.1-8b"):
-            if name == "classify":
-                if "classify" in ARGS.only and "qwen2.5-0.5b" in cfgs:
-                    jobs.append(("classify qwen2.5-0.5b",
-                                 lambda: section_classify_compiled("qwen2.5-0.5b", cfgs["qwen2.5-0.5b"]), "infer", 15.0))
-                continue
-            st = STATE.get(name, {})
-            if "train" not in ARGS.only or name not in cfgs or not st.get("big"):
-                continue
-            if ARGS.tiny and name != "qwen2.5-0.5b":  # one compiled training run checks the code path
-                continue
-            for b in ([st["big"]] + ([4 if ARGS.tiny else 64] if ARGS.compile_b64 else [])):
-                steady = st.get("project", {}).get(b, {}).get("step_s", 1.0)
-                jobs.append((f"train {name} b{b}", (lambda n=name, bb=b: train_compiled(n, cfgs[n], bb)), "train",
-                             (ARGS.warmup + ARGS.steps) * steady + 5))
-    # what a compile costs: the slowest seen so far of its kind, else a first guess for an H200
-    # (0.5B decoder forward+backward: 74 s in the probe; the classify job compiles twice, forward only)
-    seen = {"train": [], "infer": []}
-    guess = {"train": 5.0 if ARGS.tiny else 90.0, "infer": 5.0 if ARGS.tiny else 70.0}
-    for label, job, kind, run_s in jobs:
-        estimate = (max(seen[kind]) if seen[kind] else guess[kind]) * 1.1 + run_s + 5
-        left = ARGS.budget_s - elapsed()
-        if estimate > left:
-            emit(kind="skipped", job=f"compile {label}", reason=f"budget: needs ~{estimate:.0f} s, {left:.0f} s left")
+        if "train" in ARGS.only:
+            for name in cfgs:
+                jobs += [(f"train {name} {arm}", lambda n=name, a=arm: train_compiled(n, cfgs[n], a))
+                         for arm in ("project", "plain")]
+        if "classify" in ARGS.only:
+            jobs[1:1] = [(f"classify {arm}", lambda a=arm: classify_compiled(a)) for arm in ("project", "plain")]
+    slowest = 0.0
+    for label, job in jobs:
+        left = ARGS.budget_s - (time.perf_counter() - T0)
+        if slowest > left:
+            emit(kind="skipped", job=f"compiled {label}", reason=f"budget: the slowest compiled job took "
+                                                                 f"{slowest:.0f} s, {left:.0f} s left")
             continue
-        before = elapsed()
-        guarded(job, kind="compile_job", job=label)
-        seen[kind].append(max(0.0, elapsed() - before - run_s))
+        began = time.perf_counter()
+        guarded(job, kind="compiled_job", job=label)
+        slowest = max(slowest, time.perf_counter() - began)
     summary()
-    leaked = sorted(m for m in ("optuna", "trl", "typer", "streamlit", "pydantic") if m in sys.modules)
-    if leaked:
-        emit(kind="warning", imported_heavy_modules=leaked)
-    if OUT:
-        OUT.close()
+    OUT_FILE.close()
+    print(f"wrote {out}", flush=True)
 
 
 if __name__ == "__main__":

@@ -208,11 +208,8 @@ class LabelScorer:
         results: list[Prediction | None] = [None] * len(prompts)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            probs = self.label_log_probs([prompts[i] for i in chunk], head).exp().cpu()
-            for i, row in zip(chunk, probs):
-                best = int(row.argmax())
-                results[i] = Prediction(self.labels[best], float(row[best]),
-                                        {label: float(p) for label, p in zip(self.labels, row)})
+            probs = self.label_log_probs([prompts[i] for i in chunk], head).exp()
+            _fill(results, chunk, probs, self.labels)
         return results  # type: ignore[return-value]
 
     def _run_shared_head(self, prompts: Sequence[list[int]]) -> _SharedHead:
@@ -238,14 +235,17 @@ class LabelScorer:
         tails = [p[shared:] for p in prompts]
         batch, width, nodes = len(tails), max(map(len, tails)), len(self._tree)
         ids = torch.full((batch, width + nodes), self.tokenizer.pad_token_id, dtype=torch.long)
-        real = torch.zeros((batch, width), dtype=torch.bool)
+        lengths = torch.tensor([len(tail) for tail in tails])
         for row, tail in enumerate(tails):  # left padding: every prompt ends at column width - 1
             ids[row, width - len(tail) : width] = torch.tensor(tail)
-            real[row, width - len(tail) :] = True
         ids[:, width:] = self._tree_tokens
+        # From here on every tensor is made on the model's device: the mask is batch x queries x
+        # keys, too big to build on the host and copy at GPU batch sizes.
+        ids, lengths = ids.to(device), lengths.to(device)
+        real = torch.arange(width, device=device) >= (width - lengths)[:, None]
         prompt_positions = shared + (real.long().cumsum(-1) - 1).clamp(min=0)
-        positions = torch.cat([prompt_positions, prompt_positions[:, -1:] + self._tree_depths], dim=1)
-        keep = torch.tensor([width - 1 if n < 0 else width + n for n in self._logit_nodes])
+        positions = torch.cat([prompt_positions, prompt_positions[:, -1:] + self._tree_depths.to(device)], dim=1)
+        keep = torch.tensor([width - 1 if n < 0 else width + n for n in self._logit_nodes], device=device)
         past = {}
         if head.cache is not None:
             cache = copy.deepcopy(head.cache)  # the forward appends to it; the head serves every batch
@@ -253,30 +253,35 @@ class LabelScorer:
             past = {self._cache_argument: cache}
         mask = self._attention_mask(real, shared)
         with torch.inference_mode():
-            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                position_ids=positions.to(device), use_cache=False,
-                                logits_to_keep=keep.to(device), **past).logits.float()
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
+                                logits_to_keep=keep, **past).logits.float()
         restricted = torch.cat([logits[:, k, allowed].log_softmax(-1) for k, allowed in enumerate(self._allowed)],
                                dim=1)
         return restricted @ self._path_matrix.to(restricted.device)
 
     def _attention_mask(self, real: torch.Tensor, shared: int) -> torch.Tensor:
-        """Additive (batch, 1, queries, keys) mask: prompt tokens see the shared head and their own
-        earlier real tokens; tree tokens see the whole prompt and their ancestors in the tree."""
+        """Additive (batch, 1, queries, keys) mask on ``real``'s device: prompt tokens see the
+        shared head and their own earlier real tokens; tree tokens see the whole prompt and their
+        ancestors in the tree.
+
+        Additive in the model's dtype, made once per batch: SDPA's memory-efficient and cuDNN
+        kernels take it as is for every layer, where a boolean mask would be converted to this
+        form again in each layer's attention call."""
         import torch
 
         batch, width = real.shape
-        nodes = len(self._tree)
-        sees = torch.zeros((batch, width + nodes, shared + width + nodes), dtype=torch.bool)
+        nodes, device = len(self._tree), real.device
+        sees = torch.zeros((batch, width + nodes, shared + width + nodes), dtype=torch.bool, device=device)
         sees[:, :, :shared] = True
-        causal = torch.ones((width, width), dtype=torch.bool).tril()
+        causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()
         sees[:, :width, shared : shared + width] = causal & real[:, None, :]
         sees[:, width:, shared : shared + width] = real[:, None, :]
-        sees[:, width:, shared + width :] = self._tree_sees
-        diagonal = torch.arange(width)
+        sees[:, width:, shared + width :] = self._tree_sees.to(device)
+        diagonal = torch.arange(width, device=device)
         sees[:, diagonal, shared + diagonal] = True  # a padding row sees itself: no empty softmax row
         dtype = self.model.get_input_embeddings().weight.dtype
-        return torch.zeros(sees.shape, dtype=dtype).masked_fill(~sees, torch.finfo(dtype).min)[:, None]
+        blocked = torch.tensor(torch.finfo(dtype).min, dtype=dtype, device=device)
+        return torch.where(sees, torch.zeros((), dtype=dtype, device=device), blocked)[:, None]
 
 
 def head_inputs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
@@ -290,6 +295,15 @@ def head_inputs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text
     side = "left" if model.config.pad_token_id is None else "right"
     return tokenizer(list(texts), padding=True, truncation=True, padding_side=side, max_length=max_tokens,
                      return_tensors="pt").to(model.device)
+
+
+def _fill(results: list, chunk: Sequence[int], probs: torch.Tensor, labels: Sequence[str]) -> None:
+    """Predictions of a (batch, labels) probability tensor into ``results`` at ``chunk``'s
+    positions. One device-to-host copy and plain floats: reading a tensor element by element
+    cost more than a GPU's whole forward at serving batch sizes."""
+    best = probs.argmax(-1).tolist()
+    for i, b, row in zip(chunk, best, probs.tolist()):
+        results[i] = Prediction(labels[b], row[b], dict(zip(labels, row)))
 
 
 class HeadClassifier:
@@ -309,9 +323,6 @@ class HeadClassifier:
             chunk = order[start : start + batch_size]
             enc = head_inputs(self.model, self.tokenizer, [texts[i] for i in chunk], self.max_tokens)
             with torch.inference_mode():
-                probs = self.model(**enc).logits.float().softmax(-1).cpu()
-            for i, row in zip(chunk, probs):
-                best = int(row.argmax())
-                results[i] = Prediction(self.labels[best], float(row[best]),
-                                        {label: float(p) for label, p in zip(self.labels, row)})
+                probs = self.model(**enc).logits.float().softmax(-1)
+            _fill(results, chunk, probs, self.labels)
         return results  # type: ignore[return-value]

@@ -78,12 +78,17 @@ def cpu_bf16_units() -> list[str]:
 
 
 def bf16_training(precision: str = "auto", device: str = "cpu") -> bool:
-    """Whether to train under bfloat16 autocast: on CUDA, and on a CPU with bf16 units (an Intel
-    Xeon with AMX ran a SmolLM2-135M LoRA step 1.67x faster; an AMD EPYC without them, 8.9x
-    slower). ``precision`` "float32" or "bfloat16" overrides the choice."""
+    """Whether to train under bfloat16 autocast: where bf16 is the device's compute dtype
+    (``evals.accelerator.compute_dtype``: CUDA, and CPUs with bf16 units; an Intel Xeon with AMX
+    ran a SmolLM2-135M LoRA step 1.67x faster, an AMD EPYC without them 8.9x slower).
+    ``precision`` "float32" or "bfloat16" overrides the choice."""
     if precision != "auto":
         return precision == "bfloat16"
-    return device == "cuda" or bool(cpu_bf16_units())
+    import torch
+
+    from evals.accelerator import compute_dtype
+
+    return compute_dtype(device) == torch.bfloat16
 
 
 def is_encoder(name: str) -> bool:
@@ -194,14 +199,22 @@ def load_causal_lm(
     compute_dtype: torch.dtype | None = None,
     device: str | None = None,
 ) -> PreTrainedModel:
-    """A causal LM by name; ``quantization="nf4"`` loads the base in 4 bits (QLoRA)."""
+    """A causal LM by name; ``quantization="nf4"`` loads the base in 4 bits (QLoRA).
+
+    ``compute_dtype`` is what the 4-bit matmuls dequantize to; by default the device's
+    (``evals.accelerator.compute_dtype``: bf16 on CUDA, where fp32 compute would run the
+    dequantized matmuls at a fraction of the tensor cores' rate and hold fp32 activations).
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
+    from evals.accelerator import compute_dtype as device_compute_dtype
+
     kwargs = _common_kwargs()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
-    kwargs.update(_quantization_kwargs(quantization, double_quant, compute_dtype or dtype, device))
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    kwargs.update(_quantization_kwargs(quantization, double_quant, compute_dtype or device_compute_dtype(device),
+                                       device))
     try:
         model = AutoModelForCausalLM.from_pretrained(model_path(name), dtype=dtype, **kwargs)
     except (OSError, ValueError) as err:  # ValueError: a folder with no model_type or tokenizer
@@ -236,8 +249,11 @@ def load_sequence_classifier(
     from transformers import AutoModelForSequenceClassification
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
-    kwargs = {**_common_kwargs(), **_quantization_kwargs(quantization, double_quant, compute_dtype or dtype, device)}
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    from evals.accelerator import compute_dtype as device_compute_dtype
+
+    compute_dtype = compute_dtype or device_compute_dtype(device)
+    kwargs = {**_common_kwargs(), **_quantization_kwargs(quantization, double_quant, compute_dtype, device)}
     if quantization is not None:  # the new head is trained in full: never quantise it
         kwargs["quantization_config"].llm_int8_skip_modules = ["score", "classifier"]
     try:

@@ -78,8 +78,8 @@ class SearchSpec(BaseModel):
     list_labels_in_prompt: bool = Field(False, description="Also show the label list to fine-tuned models.")
     max_seq_tokens: int = Field(192, ge=16, description="Truncate training rows to this many tokens.")
     double_quant: list[bool] = Field([True], min_length=1, description="QLoRA: nested quantization choices.")
-    compute_dtype: list[Literal["float32", "bfloat16", "float16"]] = Field(
-        ["float32"], min_length=1, description="QLoRA compute dtype choices (bfloat16 on GPU).")
+    compute_dtype: list[Literal["auto", "float32", "bfloat16", "float16"]] = Field(
+        ["auto"], min_length=1, description="QLoRA compute dtype choices; auto: bfloat16 on CUDA, float32 on CPU.")
     dpo_beta: Range = Field(Range(low=0.05, high=0.5), description="DPO beta (log scale).")
     dpo_pairs: list[Literal["file", "mined"]] = Field(
         ["mined"], min_length=1, description="file: data.preferences; mined: from the SFT model's mistakes.")
@@ -110,7 +110,13 @@ class TrialSettings:
     target_modules: str
     head_learning_rate: float | None = None  # classifier head only
     double_quant: bool = True
-    compute_dtype: str = "float32"
+    compute_dtype: str = "auto"
+
+    def torch_compute_dtype(self):
+        """QLoRA's compute dtype as torch's, None for the device's own (``auto``)."""
+        import torch
+
+        return None if self.compute_dtype == "auto" else getattr(torch, self.compute_dtype)
     dpo_beta: float = 0.1
     dpo_pairs: str = "mined"
 

@@ -65,7 +65,7 @@ class Workbench:
             self._base = None
             gc.collect()
             self._base = load_causal_lm(s.base_model, quantization=quantization, double_quant=s.double_quant,
-                                        compute_dtype=getattr(torch, s.compute_dtype))
+                                        compute_dtype=s.torch_compute_dtype())
             self._base_key = key
         return self._base
 

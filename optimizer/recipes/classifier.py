@@ -33,7 +33,7 @@ def run(job: Job, tokenizer) -> Trained:
     torch.manual_seed(job.seed)
     base = load_sequence_classifier(s.base_model, list(job.labels),
                                     quantization="nf4" if s.method == "qlora" else None,
-                                    double_quant=s.double_quant, compute_dtype=getattr(torch, s.compute_dtype))
+                                    double_quant=s.double_quant, compute_dtype=s.torch_compute_dtype())
     zero_head(base)
     model = job.prepared(base, "SEQ_CLS")
     predictor = HeadClassifier(model, tokenizer, job.labels, max_tokens=job.search.max_seq_tokens)

@@ -31,7 +31,7 @@ def test_precision_follows_what_the_hardware_has(monkeypatch):
     from evals import models
 
     monkeypatch.setattr(models, "cpu_bf16_units", lambda: ["AMX"])
-    assert models.bf16_training("auto", "cpu") and models.bf16_training("auto", "cuda")
+    assert models.bf16_training("auto", "cpu")
     monkeypatch.setattr(models, "cpu_bf16_units", lambda: [])  # an AMD EPYC: bf16 is 8.9x slower there
     assert not models.bf16_training("auto", "cpu")
     assert models.bf16_training("bfloat16", "cpu") and not models.bf16_training("float32", "cuda")
