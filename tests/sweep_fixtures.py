@@ -77,3 +77,23 @@ def tiny_config(folder: Path, model_dir: Path | str, *, per_label: tuple[int, in
     path = folder / "roitune.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def sweep(config: Path, *flags: str) -> dict:
+    """``roitune sweep --json`` in-process; its JSON summary (the command must succeed)."""
+    from typer.testing import CliRunner
+
+    from optimizer.cli import app
+
+    result = CliRunner().invoke(app, ["sweep", "-c", str(config), "--json", *flags])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def study_of(config: Path):
+    """The study a config names."""
+    from evals.storage import load_existing_study
+    from optimizer.config import load_config
+
+    cfg = load_config(config)
+    return load_existing_study(cfg.storage, cfg.study)
