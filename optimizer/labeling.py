@@ -262,8 +262,9 @@ def summary_lines(s: LabelSummary) -> list[str]:
     """What the run did and cost, for the terminal."""
     lines = [f"labelled {s.written:,} of {s.rows:,} rows with {s.teacher} into {s.out}"
              + (f" ({s.resumed:,} resumed from an earlier run)" if s.resumed else ""),
-             f"cost: {money(s.dollars_spent)} new spend for {s.live:,} live calls; {s.from_cache:,} from the cache "
-             f"({money(s.dollars_cached)} paid before, $0 now)"]
+             f"cost: {money(s.dollars_spent)} new spend for {s.live:,} live calls"
+             + (f"; {s.from_cache:,} from the cache ({money(s.dollars_cached)} paid before, $0 now)"
+                if s.from_cache else "")]
     if s.no_label:
         lines.append(f"warning: {s.no_label:,} replies named no label: written with label null and the reason; "
                      "training skips them")

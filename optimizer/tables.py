@@ -11,7 +11,7 @@ from rich.table import Table
 
 from evals.formatting import money, payback_text, pct
 from evals.recommend import DECISION_SPLIT
-from evals.report import STANDING_MARKS, Report, candidate_row
+from evals.report import STANDING_MARKS, Report, candidate_row, label_lines
 
 
 def candidates_table(report: Report, *, title: str, only: set[int] | None = None) -> Table:
@@ -45,4 +45,4 @@ def notes(report: Report, only: set[int] | None = None) -> list[str]:
         if r.record.cost_provenance == "estimated":
             lines.append(f"~ {r.record.label}: $ estimated: {r.record.cost_source}")
     lines += [f"not judged: {r.label} (no {DECISION_SPLIT} result)" for r in report.unjudged]
-    return lines
+    return lines + label_lines(report.data)

@@ -132,6 +132,15 @@ def test_bad_input_is_one_line_and_nothing_is_written(proxy, tmp_path):
                           "missing.jsonl: no such file")
     assert not out.exists() and not (tmp_path / "labelled.jsonl.partial").exists() and proxy.calls == 0
 
+    # A journal another teacher wrote is not resumed under this one.
+    inputs = write_texts(tmp_path / "unlabelled.jsonl", TEXTS)
+    journal = tmp_path / "labelled.jsonl.partial"
+    journal.write_text(json.dumps({"text": TEXTS[0], "label": LABELS[0], "source_line": 1,
+                                   "teacher": {"model": "other", "base_url": "http://elsewhere/v1"}}) + "\n")
+    assert_one_line_error(roitune("label", str(inputs), "--out", str(out), "-c", str(config)),
+                          f"{journal}:1: field 'teacher': labelled by")
+    assert not out.exists() and proxy.calls == 0
+
 
 class SlowClassifier:
     """The real TF-IDF model, answering one request every 0.15 s: slow enough to be killed mid-run."""

@@ -71,6 +71,7 @@ def test_the_classical_curve_is_recorded_and_reported(classical_study, monkeypat
 
     report = json.loads(ok("report", "-c", config, "--json").stdout)
     assert report["curves"][0]["gain"] == curve["gain"]
+    assert "Learning curve of classical: accuracy on 40 validation items" in ok("report", "-c", config).stdout
     html = Path(classical_study).with_name("report.html")
     ok("report", "-c", config, "--html", str(html))
     assert "The value of more labels" in html.read_text() and "Learning curve of classical" in html.read_text()
