@@ -4,7 +4,7 @@
 # rich, pyyaml, requests, tqdm, safetensors and tokenizers, but no registry to install from). Each
 # package at the version installed in .venv, so the device runs what was tested here.
 #
-#   .whl/wheels/   what both device calls install (about 7 MiB):
+#   .whl/wheels/   what both device calls install (9.1 MiB):
 #                  optuna alembic Mako colorlog SQLAlchemy (the pure-Python wheel) pydantic
 #                  pydantic_core annotated-types typing-inspection typing_extensions platformdirs
 #                  gguf, and bitsandbytes slimmed to its CUDA 13.0 and CPU libraries (the image's
