@@ -337,7 +337,6 @@ def section_qlora(name: str, cfg: Any) -> None:
         del base
         release()
         emit(kind="qlora_checkpoint", model=name, seconds=round(time.perf_counter() - began, 1))
-        STATE[name + "/qlora"] = st
         for mode, kwargs in (("lora-bf16", {}), ("qlora-nf4", {"quantization": "nf4", "compute_dtype": torch.bfloat16})):
             began = time.perf_counter()
             model = guarded(lambda: lora(load_causal_lm(folder, dtype=DT, device=DEV, **kwargs)), kind="qlora",
