@@ -233,3 +233,39 @@ def run_commands(commands: dict[str, list[str]], load: LoadSampler) -> tuple[dic
             raise SystemExit(f"roitune {name} failed with exit code {result.exit_code}")
         log(f"roitune {name}: {walls[name]:.0f}s")
     return outputs, walls
+
+
+class JsonLines:
+    """The GPU benchmarks' output: one JSON object a line, printed and appended to ``path``, each
+    naming the device it was measured on and the seconds since the script started."""
+
+    def __init__(self, path: Path | str, *, device: str):
+        self.path, self.device, self.began = Path(path), device, time.perf_counter()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+        self.rows: list[dict[str, Any]] = []
+
+    def emit(self, **fields: Any) -> dict[str, Any]:
+        row = {"device": self.device, **fields, "t_s": round(time.perf_counter() - self.began, 1)}
+        self.rows.append(row)
+        line = json.dumps(row, default=str)
+        print(line, flush=True)
+        with self.path.open("a") as out:
+            out.write(line + "\n")
+        return row
+
+
+def label_agreement(reference: Sequence[str], other: Sequence[str], target: float = 0.99) -> dict[str, Any]:
+    """Share of items two paths labelled the same (the GPU checks' target: 99%), and which differ."""
+    if len(reference) != len(other) or not reference:
+        raise ValueError(f"cannot compare {len(reference)} labels with {len(other)}")
+    flipped = [i for i, (a, b) in enumerate(zip(reference, other)) if a != b]
+    share = 1 - len(flipped) / len(reference)
+    return {"items": len(reference), "agreement": round(share, 4), "target": target, "passed": share >= target,
+            "flipped": flipped}
+
+
+def demo_instruction() -> str:
+    """The demo tickets' system prompt (the task's instruction), from their first train row."""
+    with (ROOT / "datasets" / "tickets" / "train.jsonl").open(encoding="utf-8") as rows:
+        return json.loads(rows.readline())["messages"][0]["content"]

@@ -28,7 +28,7 @@ values), bf16, SDPA. Sections:
 
 Every measurement is one JSON line (to stdout and ``--out``, each naming the device); a summary
 of the ratios against the plain arm of the same run and the issue's targets ends the run.
-Compiled measurements run last, most important first, while ``--budget-s`` allows.
+Measurements run most important first, and none starts after ``--budget-s``.
 
     python bench/gpu_fastpath.py --only train,qlora --out $OUT/fastpath-train.jsonl   # on the GPU
     python bench/gpu_fastpath.py --tiny                                               # CPU check, seconds
@@ -38,13 +38,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import random
 import sys
 import tempfile
 import time
 import traceback
-from pathlib import Path
 from typing import Any, Callable
 
 import _common  # noqa: F401  (puts the repository on sys.path)
@@ -64,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
     p.add_argument("--models", default="", help="comma-separated model shapes to keep for the train section")
     p.add_argument("--out", default=None, help="JSONL file (default: bench/results/gpu_fastpath-DEVICE.jsonl)")
-    p.add_argument("--budget-s", type=float, default=300.0, help="no compiled measurement starts beyond this")
+    p.add_argument("--budget-s", type=float, default=300.0, help="no measurement starts after this many seconds")
     p.add_argument("--no-compile", action="store_true", help="skip the compiled measurements")
     p.add_argument("--items", type=int, default=None, help="classified items per timed run (default 8192; --tiny 48)")
     a = p.parse_args(argv)
@@ -87,20 +85,11 @@ GENERATE_BATCHES = (8,) if ARGS.tiny else (64, 256)
 QLORA_BATCH, QLORA_SEQ = (2, 32) if ARGS.tiny else (16, 512)
 BACKEND = "aot_eager" if ARGS.tiny else "inductor"  # on a CPU: the compile path without C++ builds
 DEVICE_NAME = torch.cuda.get_device_name() if DEV == "cuda" else "cpu"
-RESULTS: list[dict[str, Any]] = []
-OUT_FILE = None
+OUT: _common.JsonLines | None = None
 
 
-# ------------------------------------------------------------------ plumbing
 def emit(**kw: Any) -> dict[str, Any]:
-    kw = {"device": DEVICE_NAME, **kw, "t_s": round(time.perf_counter() - T0, 1)}
-    RESULTS.append(kw)
-    line = json.dumps(kw)
-    print(line, flush=True)
-    if OUT_FILE:
-        OUT_FILE.write(line + "\n")
-        OUT_FILE.flush()
-    return kw
+    return OUT.emit(**kw)
 
 
 def sync() -> None:
@@ -291,7 +280,8 @@ def train_uncompiled(name: str, cfg: Any) -> None:
     for arm in ("plain", "project"):
         batches = [2, 4] if ARGS.tiny else list(TRAIN_BATCHES[name])
         if arm == "project" and DEV == "cuda":
-            chosen = guarded(lambda: accelerator.training_batch_size(model, SEQ, None), kind="batch_choice", model=name)
+            chosen = guarded(lambda m=model: accelerator.training_batch_size(m, SEQ, None), kind="batch_choice",
+                             model=name)
             emit(kind="batch_choice", model=name, chosen=chosen, rule="evals.accelerator.training_batch_size(model, 64, None)")
             if chosen and chosen not in batches:
                 batches = sorted(batches + [chosen])
@@ -348,7 +338,6 @@ def section_qlora(name: str, cfg: Any) -> None:
         del base
         release()
         emit(kind="qlora_checkpoint", model=name, seconds=round(time.perf_counter() - began, 1))
-        STATE[name + "/qlora"] = st
         for mode, kwargs in (("lora-bf16", {}), ("qlora-nf4", {"quantization": "nf4", "compute_dtype": torch.bfloat16})):
             began = time.perf_counter()
             model = guarded(lambda: lora(load_causal_lm(folder, dtype=DT, device=DEV, **kwargs)), kind="qlora",
@@ -379,7 +368,7 @@ def ticket_prompts(model: Any, n: int) -> tuple[list[list[int]], Any, Any]:
 
     folder = _common.ROOT / "datasets" / "tickets"
     examples = [e for split in ("train", "validation", "test") for e in load_examples(folder / f"{split}.jsonl")]
-    instruction = json.loads((folder / "train.jsonl").open().readline())["messages"][0]["content"]
+    instruction = _common.demo_instruction()
     labels = tuple(sorted({e.label for e in examples}))
     tokenizer = load_tokenizer("smollm2-135m-instruct")
     template = PromptTemplate(instruction, labels, list_labels=False)
@@ -549,49 +538,46 @@ def _tag(row: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------ main
+def jobs(cfgs: dict[str, Any]) -> list[tuple[str, Callable[[], None]]]:
+    """The run's measurements, most important first, so a budget cut drops the least: for each
+    shape in turn its uncompiled arms, then (for the first shape, where the targets need it) both
+    compiled arms; QLoRA; then the other shapes' compiled arms."""
+    queue: list[tuple[str, Callable[[], None]]] = []
+    later: list[tuple[str, Callable[[], None]]] = []
+    arms = () if ARGS.no_compile else ("project", "plain")
+    if "train" in ARGS.only:
+        for i, (name, cfg) in enumerate(cfgs.items()):
+            queue.append((f"train {name}", lambda n=name, c=cfg: train_uncompiled(n, c)))
+            compiled_jobs = [(f"train {name} {arm} compiled", lambda n=name, c=cfg, a=arm: train_compiled(n, c, a))
+                             for arm in arms]
+            (queue if i == 0 else later).extend(compiled_jobs)
+    if "classify" in ARGS.only:
+        queue.append(("classify", section_classify))
+        queue += [(f"classify {arm} compiled", lambda a=arm: classify_compiled(a)) for arm in arms]
+    if "qlora" in ARGS.only:
+        queue.append(("qlora llama3.1-8b", lambda: section_qlora("llama3.1-8b", configs()["llama3.1-8b"])))
+    return queue + later
+
+
 def main() -> None:
-    global OUT_FILE
+    global OUT
     if DEV != "cuda" and not ARGS.tiny:
         sys.exit("no CUDA device: run with --tiny on a CPU (real shapes need the GPU)")
     _common.setup(threads=1 if DEV == "cpu" else torch.get_num_threads())
     slug = "tiny" if ARGS.tiny else DEVICE_NAME.lower().replace("nvidia ", "").replace(" ", "-")
-    out = Path(ARGS.out or _common.RESULTS / f"gpu_fastpath-{slug}.jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    OUT_FILE = out.open("w")
+    OUT = _common.JsonLines(ARGS.out or _common.RESULTS / f"gpu_fastpath-{slug}.jsonl", device=DEVICE_NAME)
     emit(kind="env", **_common.machine(torch.get_num_threads()), tiny=ARGS.tiny, sections=ARGS.only,
          warmup=WARMUP, steps=STEPS, compile_backend=BACKEND, budget_s=ARGS.budget_s,
          command=_common.command_line().replace(".venv/bin/python", "python"))
     cfgs = {k: v for k, v in configs().items() if not ARGS.models or k in ARGS.models}
-    if "train" in ARGS.only:
-        for name, cfg in cfgs.items():
-            guarded(lambda: train_uncompiled(name, cfg), kind="train", model=name)
-    if "classify" in ARGS.only:
-        guarded(section_classify, kind="classify")
-    if "qlora" in ARGS.only:
-        cfg8 = configs()["llama3.1-8b"]
-        guarded(lambda: section_qlora("llama3.1-8b", cfg8), kind="qlora", model="llama3.1-8b")
-    # compiled runs, most important first (the targets they could move), while the budget allows
-    jobs: list[tuple[str, Callable[[], None]]] = []
-    if not ARGS.no_compile:
-        if "train" in ARGS.only:
-            for name in cfgs:
-                jobs += [(f"train {name} {arm}", lambda n=name, a=arm: train_compiled(n, cfgs[n], a))
-                         for arm in ("project", "plain")]
-        if "classify" in ARGS.only:
-            jobs[1:1] = [(f"classify {arm}", lambda a=arm: classify_compiled(a)) for arm in ("project", "plain")]
-    slowest = 0.0
-    for label, job in jobs:
+    for label, job in jobs(cfgs):
         left = ARGS.budget_s - (time.perf_counter() - T0)
-        if slowest > left:
-            emit(kind="skipped", job=f"compiled {label}", reason=f"budget: the slowest compiled job took "
-                                                                 f"{slowest:.0f} s, {left:.0f} s left")
+        if left <= 0:
+            emit(kind="skipped", job=label, reason=f"budget: {ARGS.budget_s:.0f} s spent")
             continue
-        began = time.perf_counter()
-        guarded(job, kind="compiled_job", job=label)
-        slowest = max(slowest, time.perf_counter() - began)
+        guarded(job, kind="job", job=label)
     summary()
-    OUT_FILE.close()
-    print(f"wrote {out}", flush=True)
+    print(f"wrote {OUT.path.name}", flush=True)
 
 
 if __name__ == "__main__":

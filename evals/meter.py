@@ -87,6 +87,13 @@ def this_machine() -> Machine:
                    key if key in HARDWARE_PRICES else None)
 
 
+def serving_device() -> str:
+    """Where this machine's predictors run: the models load on CUDA whenever torch sees it."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 # The first word of a GPU's name (lower case, before any "-") -> its row in the price table.
 _GPU_MODELS = {"h200": "nvidia-h200", "h100": "nvidia-h100", "a100": "nvidia-a100-80gb", "a10g": "nvidia-a10g",
                "l4": "nvidia-l4", "t4": "nvidia-t4"}
@@ -124,12 +131,18 @@ def metered(
     predict: Callable[[Sequence[T]], list[R]],
     items: Sequence[T],
     *,
-    batch_size: int,
+    batch_size: int | None,
     machine: Machine | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[R], Throughput]:
     """Run ``predict`` over ``items`` in batches; time every batch but the first, then more
-    passes over the items (answers discarded) until the floor of timed work is reached."""
+    passes over the items (answers discarded) until the floor of timed work is reached.
+    ``batch_size=None``: the batch a server would use on this machine's device
+    (``evals.accelerator.serving_batch_size``: 256 on CUDA, 32 on a CPU)."""
+    if batch_size is None:
+        from evals.accelerator import serving_batch_size
+
+        batch_size = serving_batch_size(serving_device())
     results: list[R] = []
     rates: list[float] = []
     timed_seconds, timed_items = 0.0, 0

@@ -49,3 +49,21 @@ def test_a_price_on_other_hardware_than_the_measuring_machine_is_an_estimate():
     assert here.value == pytest.approx(0.0893 / (3600 * 320))
     assert on_l4.provenance == Provenance.estimated
     assert on_l4.source.startswith("estimated:") and "run `roitune meter` on a nvidia-l4" in on_l4.source
+
+
+def test_without_a_batch_size_the_meter_uses_the_devices_serving_batch(monkeypatch):
+    from evals import meter
+
+    seen = []
+
+    def predict(batch):
+        seen.append(len(batch))
+        return slow_predict(batch)
+
+    monkeypatch.setattr(meter, "serving_device", lambda: "cpu")
+    _, throughput = metered(predict, list(range(100)), batch_size=None, machine=Machine("test box", "cpu-2core"))
+    assert throughput.stats.batch_size == 32 and max(seen) == 32
+
+    monkeypatch.setattr(meter, "serving_device", lambda: "cuda")
+    _, throughput = metered(predict, list(range(300)), batch_size=None, machine=Machine("test box", "nvidia-h200"))
+    assert throughput.stats.batch_size == 256
