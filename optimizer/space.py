@@ -90,7 +90,8 @@ class SearchSpec(BaseModel):
     evals_per_epoch: int = Field(2, ge=1, description="Validation checks per epoch (pruning, early stopping).")
     max_eval_items: int | None = Field(None, gt=0, description="Validate on at most this many items.")
     pruner: Literal["hyperband", "halving", "median", "none"] = Field("hyperband", description="Optuna pruner.")
-    serving_batch_size: int = Field(32, ge=1, description="Batch size at which $/item is measured.")
+    serving_batch_size: int | None = Field(None, ge=1, description="Batch size at which $/item is measured; "
+                                                                   "null: the device's (256 on CUDA, 32 on a CPU).")
     seed: int = Field(0, description="Sampler and training seed.")
 
 

@@ -119,8 +119,10 @@ class TrialRun:
     def evaluate(self, predictor, held: HeldOut, *, throughput=None):
         """Score ``held``; time it too unless a ``throughput`` of this model is given (the
         validation checks of one trial reuse the first check's: training changes no shapes)."""
+        from evals.accelerator import serving_batch_size
+
         began = time.perf_counter()
-        size = self.spec.serving_batch_size
+        size = serving_batch_size(_device(), self.spec.serving_batch_size)
 
         def predict(batch):  # one forward batch = one serving batch
             return predictor.predict([e.text for e in batch], batch_size=len(batch))

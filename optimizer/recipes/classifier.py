@@ -26,6 +26,7 @@ def run(job: Job, tokenizer) -> Trained:
     """Load the base with a new head over ``job.labels``, set up its weights, train, return."""
     import torch
 
+    from evals.accelerator import training_batch_size
     from evals.classify import HeadClassifier
     from evals.models import load_sequence_classifier
 
@@ -38,10 +39,11 @@ def run(job: Job, tokenizer) -> Trained:
     model = job.prepared(base, "SEQ_CLS")
     predictor = HeadClassifier(model, tokenizer, job.labels, max_tokens=job.search.max_seq_tokens)
     index = {label: i for i, label in enumerate(job.labels)}
-    per_epoch = -(-len(job.train) // s.batch_size)
+    batch = training_batch_size(model, job.search.max_seq_tokens, s.batch_size)  # CUDA: what memory allows
+    per_epoch = -(-len(job.train) // batch)
     schedule = job.schedule(per_epoch)
     stats = train_classifier(model, tokenizer, [e.text for e in job.train], [index[e.label] for e in job.train],
-                             batch_size=s.batch_size, seed=job.seed, max_tokens=job.search.max_seq_tokens,
+                             batch_size=batch, seed=job.seed, max_tokens=job.search.max_seq_tokens,
                              schedule=schedule, on_eval=job.checker(predictor) if job.checker else None,
                              on_step=job.step_hook("classifier", per_epoch * schedule.epochs))
     return Trained(model, predictor, stats, {})

@@ -20,6 +20,7 @@ from optimizer.recipes.loop import Schedule, TrainStats, train
 def run(job: Job, base_model, tokenizer, template, preferences: Sequence[tuple[str, str, str]] | None) -> Trained:
     """SFT (the ``sft`` recipe, early stopping and all), then DPO on pairs from the user's file
     (``preferences``: (text, chosen, rejected)) or mined from the SFT model's own mistakes."""
+    from evals.accelerator import training_batch_size
     from evals.classify import label_token_ids
 
     s = job.settings
@@ -31,12 +32,16 @@ def run(job: Job, base_model, tokenizer, template, preferences: Sequence[tuple[s
     answers = label_token_ids(tokenizer, job.labels)
     pairs = [(AnswerRow(predictor.prompt_ids(text), answers[chosen]),
               AnswerRow(predictor.prompt_ids(text), answers[rejected])) for text, chosen, rejected in triples]
+    # Chosen and rejected rows share a forward: memory is for twice the pairs (CUDA only).
+    longest = max((len(c.prompt) + len(c.answer) for c, _ in pairs), default=1)
+    batch = max(1, training_batch_size(trained.model, longest, 2 * s.batch_size) // 2)
+    per_epoch = -(-len(pairs) // batch)
     # DPO's preference loss starts at ln 2 and need not fall far: no early stop, no chance check.
-    schedule = job.schedule(-(-len(pairs) // s.batch_size), learning_rate=job.search.dpo_learning_rate,
+    schedule = job.schedule(per_epoch, learning_rate=job.search.dpo_learning_rate,
                             epochs=job.search.dpo_epochs, checks=False)
     stats = train_dpo(trained.model, pairs, pad_id=tokenizer.pad_token_id, beta=s.dpo_beta,
-                      batch_size=s.batch_size, seed=job.seed, schedule=schedule,
-                      on_step=job.step_hook("dpo", -(-len(pairs) // s.batch_size) * schedule.epochs))
+                      batch_size=batch, seed=job.seed, schedule=schedule,
+                      on_step=job.step_hook("dpo", per_epoch * schedule.epochs))
     sft_stats = trained.stats
     stats.steps += sft_stats.steps
     stats.tokens += sft_stats.tokens

@@ -18,15 +18,18 @@ def run(job: Job, base_model, tokenizer, template) -> Trained:
     """Set up the weights for ``job.settings.method`` on ``base_model``, train, return."""
     import torch
 
+    from evals.accelerator import training_batch_size
     from evals.classify import LabelScorer
 
     torch.manual_seed(job.seed)
     model = job.prepared(base_model, "CAUSAL_LM")
     predictor = LabelScorer(model, tokenizer, template, max_prompt_tokens=job.search.max_seq_tokens)
     rows = answer_rows(predictor, job.train)
-    per_epoch = -(-len(rows) // job.settings.batch_size)
+    # On CUDA, memory may lower the searched batch size (never raise it); on a CPU it is as sampled.
+    batch = training_batch_size(model, max(len(r.prompt) + len(r.answer) for r in rows), job.settings.batch_size)
+    per_epoch = -(-len(rows) // batch)
     schedule = job.schedule(per_epoch)
-    stats = train_sft(model, rows, pad_id=tokenizer.pad_token_id, batch_size=job.settings.batch_size,
+    stats = train_sft(model, rows, pad_id=tokenizer.pad_token_id, batch_size=batch,
                       seed=job.seed, schedule=schedule,
                       on_eval=job.checker(predictor) if job.checker else None,
                       on_step=job.step_hook("sft", per_epoch * schedule.epochs))
