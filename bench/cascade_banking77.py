@@ -39,8 +39,11 @@ import threading
 import time
 from pathlib import Path
 
-from _common import (BANKING77, BANKING77_CITATION, LoadSampler, ci, dollars, load_banking77, log,
-                     memoise_embeddings, parser, pct, per_class, run_commands, setup, table, write_result)
+from _common import (BANKING77, BANKING77_CITATION, LoadSampler, load_banking77, log, memoise_embeddings, parser,
+                     per_class, run_commands, setup, table, write_result)
+from evals.formatting import interval as ci
+from evals.formatting import money as dollars
+from evals.formatting import pct
 
 KEY_ENV = "ROITUNE_BENCH_STAND_IN_KEY"
 STAND_IN = "minilm-embedding-lr"
