@@ -25,7 +25,7 @@ from optimizer.space import Range, SearchSpec
 # cheapest strong candidates first, so a short sweep has them.
 GOOD_SETTINGS: dict[tuple[bool, str, str], dict[str, Any]] = {
     (True, "classifier", "full"): {"full_learning_rate": 2e-4, "head_learning_rate": 2e-3, "batch_size": 16},
-    (False, "classifier", "lora"): {"learning_rate": 1e-3, "head_learning_rate": 2e-3, "rank": 16},
+    (False, "classifier", "lora"): {"learning_rate": 1e-3, "head_learning_rate": 2e-3, "rank": 16, "batch_size": 16},
     (False, "generative", "lora"): {"learning_rate": 1e-3, "rank": 16},
     (True, "classifier", "lora"): {"learning_rate": 2e-3, "head_learning_rate": 3e-3, "rank": 16, "batch_size": 32},
     (False, "classifier", "full"): {"full_learning_rate": 3e-5, "head_learning_rate": 2e-3},

@@ -123,12 +123,13 @@ def train(
     warmup = max(1, int(total * schedule.warmup_fraction))
 
     def factor(step: int) -> float:
-        nonlocal total
+        nonlocal total, warmup
         if step == TIMED_STEPS and schedule.time_budget_s is not None:
-            # Epochs come from the time budget: the decay ends where the budget will, so a trial
-            # cut by time has annealed instead of stopping at a high learning rate.
+            # Epochs come from the time budget: warm-up and decay end where the budget will, so a
+            # trial cut by time has annealed instead of stopping at a high learning rate.
             affordable = int(schedule.time_budget_s / (stats.seconds / max(1, stats.steps)))
             total = stats.planned_steps = max(step + 1, min(total, affordable))
+            warmup = min(warmup, max(1, int(total * schedule.warmup_fraction)))
         if step < warmup:
             return (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, total - warmup))

@@ -93,3 +93,21 @@ def test_a_time_budget_sets_how_many_steps_the_schedule_spans():
     assert stats.stop_reason.startswith("time budget")
     # 200 steps planned; the budget affords about 40, and the decay is fitted to those
     assert 10 < stats.planned_steps < 80 and abs(stats.steps - stats.planned_steps) <= 0.5 * stats.planned_steps
+
+
+def test_a_budget_shorter_than_the_planned_warm_up_still_reaches_the_full_rate():
+    import time
+
+    model = Pair()
+    loss = squared_loss(model)
+
+    def slow(batch):
+        time.sleep(0.01)
+        return loss(batch)
+
+    stats = train(model, lambda epoch: [0] * 1000, slow,
+                  Schedule(learning_rate=0.01, epochs=1, time_budget_s=0.5, fail_if_stuck=False),
+                  )
+    # 6% of 1,000 planned steps is a 60-step warm-up; the budget affords ~45 steps, so the warm-up
+    # shrinks with it and the body moves well away from its start
+    assert stats.planned_steps < 60 and abs(model.body.item()) > 0.1
