@@ -48,7 +48,7 @@ def study(tmp_path_factory, smollm_tokenizer) -> Study:
 
     root = tmp_path_factory.mktemp("cascade-study")
     model = write_tiny_model(root / "model", smollm_tokenizer)
-    config = tiny_config(root, model, epochs=[2], per_label=(16, 10, 10))
+    config = tiny_config(root, model, epochs=[4], per_label=(16, 10, 10))
     ok("baseline", "-c", str(config))
     ok("sweep", "-c", str(config))
     cfg = yaml.safe_load(config.read_text())
