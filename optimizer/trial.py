@@ -7,6 +7,7 @@ validation prompts are kept.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import shutil
@@ -17,7 +18,7 @@ from typing import Callable
 
 from evals.cost import Figure
 from evals.data import HeldOut, Splits, capped, load_preferences
-from evals.meter import metered
+from evals.meter import Throughput, metered, serving_device
 from evals.metrics import score
 from evals.models import load_causal_lm, load_tokenizer
 from evals.record import CandidateRecord, Cap, Kind, SplitResult, TrainingSummary, write_trial_record
@@ -26,12 +27,6 @@ from optimizer.adapters import AdapterSpec
 from optimizer.config import Config
 from optimizer.recipes.common import Job, Trained
 from optimizer.space import TrialSettings, sample
-
-
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass
@@ -44,7 +39,7 @@ class Workbench:
     _base_key: tuple | None = field(default=None, init=False)
     _base: object = field(default=None, init=False)
 
-    @property
+    @functools.cached_property
     def eval_set(self) -> HeldOut:
         """The validation items a trial is checked and scored on (``search.max_eval_items``)."""
         return capped("validation", self.splits.validation, self.cfg.search.max_eval_items, self.cfg.seed)
@@ -57,8 +52,6 @@ class Workbench:
 
     def causal_lm(self, s: TrialSettings):
         """The base LM for these settings, loaded once and reused while the key is unchanged."""
-        import torch
-
         quantization = "nf4" if s.method == "qlora" else None
         key = (s.base_model, quantization, s.double_quant, s.compute_dtype)
         if key != self._base_key:
@@ -99,12 +92,13 @@ class TrialRun:
         self.spec = bench.cfg.search
         self.settings = sample(trial, self.spec)
         self.adapter_spec = bench.spec_for(self.settings)
-        self.bf16 = bf16_training(self.spec.precision, _device())
+        self.bf16 = bf16_training(self.spec.precision, serving_device())
         self.timings = {"train": 0.0, "eval": 0.0}
         self.model = None  # the trained model, kept so a failed trial can still release it
-        settings = {**asdict(self.settings), "precision": "bfloat16" if self.bf16 else "float32"}
+        self.checked: list[tuple[SplitResult, Figure, Throughput]] = []  # each validation check's result
         self.record = CandidateRecord(kind=Kind.trial, name=f"trial {trial.number}: {describe(self.settings)}",
-                                      method=self.settings.method, settings=settings, caps=bench.caps())
+                                      method=self.settings.method, settings=asdict(self.settings),
+                                      caps=bench.caps())
         write_trial_record(trial, self.record)
 
     def update(self, **changes) -> None:
@@ -116,13 +110,13 @@ class TrialRun:
         self.update(fail_reason=reason)
 
     # -- scoring ---------------------------------------------------------------------------
-    def evaluate(self, predictor, held: HeldOut, *, throughput=None):
+    def evaluate(self, predictor, held: HeldOut, *, throughput: Throughput | None = None):
         """Score ``held``; time it too unless a ``throughput`` of this model is given (the
         validation checks of one trial reuse the first check's: training changes no shapes)."""
         from evals.accelerator import serving_batch_size
 
         began = time.perf_counter()
-        size = serving_batch_size(_device(), self.spec.serving_batch_size)
+        size = serving_batch_size(serving_device(), self.spec.serving_batch_size)
 
         def predict(batch):  # one forward batch = one serving batch
             return predictor.predict([e.text for e in batch], batch_size=len(batch))
@@ -143,17 +137,16 @@ class TrialRun:
 
     def _checker(self, predictor) -> Callable[[int], float]:
         """Each validation check: its accuracy decides early stopping and the kept checkpoint,
-        and (single objective) is reported to Optuna, which may prune the trial."""
+        and (single objective) is reported to Optuna, which may prune the trial. The first check
+        times the model; later ones reuse its throughput (training changes no shapes)."""
         import optuna
 
         prunable = self.spec.objective == "roi" and self.spec.pruner != "none"  # multi-objective cannot prune
 
-        timed = []
-
         def on_eval(step: int) -> float:
-            result, cost, throughput = self.evaluate(predictor, self.bench.eval_set,
-                                                     throughput=timed[0] if timed else None)
-            timed[:] = [throughput]
+            timed = self.checked[0][2] if self.checked else None
+            result, cost, throughput = self.evaluate(predictor, self.bench.eval_set, throughput=timed)
+            self.checked.append((result, cost, throughput))
             if prunable:
                 self.trial.report(self._values(result, cost)[0], step)
                 if self.trial.should_prune():
@@ -191,7 +184,10 @@ class TrialRun:
             trained = self._train()
             self.model, predictor, stats = trained.model, trained.predictor, trained.stats
             self.timings["train"] = stats.seconds
-            result, cost, throughput = self.evaluate(predictor, self.bench.eval_set)
+            if stats.best_check is not None:  # the kept weights are that check's: its score is theirs
+                result, cost, throughput = self.checked[stats.best_check - 1]
+            else:
+                result, cost, throughput = self.evaluate(predictor, self.bench.eval_set)
             adapter_dir = self._save(trained.model)
         finally:
             self._release()
@@ -210,8 +206,9 @@ class TrialRun:
                                      precision="bfloat16" if self.bf16 else "float32",
                                      checks=tuple(round(c, 4) for c in stats.checks), best_check=stats.best_check,
                                      stop_reason=stats.stop_reason),
-            details={**self.record.details, **trained.details, "timings": {**{k: round(v, 3) for k, v in self.timings.items()},
-                                                        "overhead": round(wall - sum(self.timings.values()), 3)}})
+            details={**self.record.details, **trained.details,
+                     "timings": {**{k: round(v, 3) for k, v in self.timings.items()},
+                                 "overhead": round(wall - sum(self.timings.values()), 3)}})
         return self._values(result, cost)
 
     def _save(self, model) -> Path:

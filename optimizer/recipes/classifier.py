@@ -41,7 +41,7 @@ def run(job: Job, tokenizer) -> Trained:
     index = {label: i for i, label in enumerate(job.labels)}
     batch = training_batch_size(model, job.search.max_seq_tokens, s.batch_size)  # CUDA: what memory allows
     per_epoch = -(-len(job.train) // batch)
-    schedule = job.schedule(per_epoch)
+    schedule = job.schedule()
     stats = train_classifier(model, tokenizer, [e.text for e in job.train], [index[e.label] for e in job.train],
                              batch_size=batch, seed=job.seed, max_tokens=job.search.max_seq_tokens,
                              schedule=schedule, on_eval=job.checker(predictor) if job.checker else None,

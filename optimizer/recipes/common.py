@@ -47,10 +47,12 @@ class Job:
             self.hold(model)
         return model
 
-    def schedule(self, batches_per_epoch: int, *, learning_rate: float | None = None,
-                 epochs: int | None = None, checks: bool = True) -> Schedule:
+    def schedule(self, *, learning_rate: float | None = None, epochs: int | None = None,
+                 checks: bool = True) -> Schedule:
+        """The loop's schedule from the settings; DPO passes its own rate and epochs, without checks."""
         s, spec = self.settings, self.search
-        return Schedule(learning_rate=learning_rate or s.learning_rate, epochs=epochs or s.epochs,
+        return Schedule(learning_rate=s.learning_rate if learning_rate is None else learning_rate,
+                        epochs=s.epochs if epochs is None else epochs,
                         head_learning_rate=s.head_learning_rate, evals_per_epoch=spec.evals_per_epoch,
                         patience=spec.patience if checks else None, time_budget_s=spec.trial_timeout_s,
                         max_steps=spec.max_steps, bf16=self.bf16, fail_if_stuck=checks)

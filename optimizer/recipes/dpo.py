@@ -9,6 +9,7 @@ right, its most probable wrong label: the confusions it is closest to making).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Sequence
 
 from optimizer.recipes import sft
@@ -37,8 +38,10 @@ def run(job: Job, base_model, tokenizer, template, preferences: Sequence[tuple[s
     batch = max(1, training_batch_size(trained.model, longest, 2 * s.batch_size) // 2)
     per_epoch = -(-len(pairs) // batch)
     # DPO's preference loss starts at ln 2 and need not fall far: no early stop, no chance check.
-    schedule = job.schedule(per_epoch, learning_rate=job.search.dpo_learning_rate,
-                            epochs=job.search.dpo_epochs, checks=False)
+    # The trial's time budget covers both stages: DPO gets what SFT left.
+    schedule = job.schedule(learning_rate=job.search.dpo_learning_rate, epochs=job.search.dpo_epochs, checks=False)
+    if schedule.time_budget_s is not None:
+        schedule = replace(schedule, time_budget_s=max(1.0, schedule.time_budget_s - trained.stats.seconds))
     stats = train_dpo(trained.model, pairs, pad_id=tokenizer.pad_token_id, beta=s.dpo_beta,
                       batch_size=batch, seed=job.seed, schedule=schedule,
                       on_step=job.step_hook("dpo", per_epoch * schedule.epochs))
@@ -47,8 +50,10 @@ def run(job: Job, base_model, tokenizer, template, preferences: Sequence[tuple[s
     stats.tokens += sft_stats.tokens
     stats.seconds += sft_stats.seconds
     stats.losses = sft_stats.losses + stats.losses
-    stats.checks, stats.best_check = sft_stats.checks, sft_stats.best_check
-    stats.stop_reason = f"SFT: {sft_stats.stop_reason}; then {schedule.epochs} DPO epoch(s)"
+    # The SFT checks are kept for the record, but DPO moved the weights after them: no check
+    # scored what is kept (best_check None), so the trial scores the final weights itself.
+    stats.checks, stats.best_check = sft_stats.checks, None
+    stats.stop_reason = f"SFT: {sft_stats.stop_reason}; DPO: {stats.stop_reason}"
     return Trained(trained.model, predictor, stats, {"dpo_pairs_used": len(pairs)})
 
 

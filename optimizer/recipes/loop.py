@@ -63,7 +63,6 @@ class TrainStats:
     stop_reason: str = "epochs done"
     planned_steps: int = 0  # the steps the learning-rate schedule spans
 
-
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds else 0.0
@@ -118,27 +117,19 @@ def train(
     groups = _parameter_groups(model, schedule)
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
-    planned = [len(batches(0))] * schedule.epochs  # the batch count is the same every epoch
-    total = min(sum(planned), schedule.max_steps or sum(planned))
-    warmup = max(1, int(total * schedule.warmup_fraction))
+    first_epoch = batches(0)  # every epoch has as many batches; later epochs are drawn as they start
+    stats = TrainStats(planned_steps=min(len(first_epoch) * schedule.epochs, schedule.max_steps or 1 << 62))
+    warmup = max(1, int(stats.planned_steps * schedule.warmup_fraction))
 
     def factor(step: int) -> float:
-        nonlocal total, warmup
-        if step == TIMED_STEPS and schedule.time_budget_s is not None:
-            # Epochs come from the time budget: warm-up and decay end where the budget will, so a
-            # trial cut by time has annealed instead of stopping at a high learning rate.
-            affordable = int(schedule.time_budget_s / (stats.seconds / max(1, stats.steps)))
-            total = stats.planned_steps = max(step + 1, min(total, affordable))
-            warmup = min(warmup, max(1, int(total * schedule.warmup_fraction)))
         if step < warmup:
             return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        progress = min(1.0, (step - warmup) / max(1, stats.planned_steps - warmup))
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     autocast = (torch.autocast(device_type=next(model.parameters()).device.type, dtype=torch.bfloat16)
                 if schedule.bf16 else contextlib.nullcontext())
-    stats = TrainStats(planned_steps=total)
     best: tuple[float, dict] | None = None
     model.train()
 
@@ -159,7 +150,7 @@ def train(
 
     going, checked_last, judged = True, False, False
     for epoch in range(schedule.epochs):
-        this_epoch = batches(epoch)
+        this_epoch = first_epoch if epoch == 0 else batches(epoch)
         checkpoints = {math.ceil(len(this_epoch) * (k + 1) / schedule.evals_per_epoch)
                        for k in range(schedule.evals_per_epoch)}
         for index, batch in enumerate(this_epoch, start=1):
@@ -178,6 +169,12 @@ def train(
             stats.steps += 1
             stats.tokens += tokens
             stats.losses.append(loss.item())
+            if stats.steps == TIMED_STEPS and schedule.time_budget_s is not None:
+                # Epochs come from the time budget: warm-up and decay end where the budget will,
+                # so a trial cut by time has annealed instead of stopping at a high learning rate.
+                affordable = int(schedule.time_budget_s / (stats.seconds / stats.steps))
+                stats.planned_steps = max(stats.steps + 1, min(stats.planned_steps, affordable))
+                warmup = min(warmup, max(1, int(stats.planned_steps * schedule.warmup_fraction)))
             if on_step:
                 on_step(stats.steps, stats.losses[-1])
             checked_last = bool(on_eval) and index in checkpoints

@@ -28,7 +28,7 @@ def run(job: Job, base_model, tokenizer, template) -> Trained:
     # On CUDA, memory may lower the searched batch size (never raise it); on a CPU it is as sampled.
     batch = training_batch_size(model, max(len(r.prompt) + len(r.answer) for r in rows), job.settings.batch_size)
     per_epoch = -(-len(rows) // batch)
-    schedule = job.schedule(per_epoch)
+    schedule = job.schedule()
     stats = train_sft(model, rows, pad_id=tokenizer.pad_token_id, batch_size=batch,
                       seed=job.seed, schedule=schedule,
                       on_eval=job.checker(predictor) if job.checker else None,
