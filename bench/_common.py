@@ -23,6 +23,7 @@ import platform
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -126,6 +127,24 @@ def hardware_price():
     from evals.cost import Economics
 
     return Economics(hardware="cpu-2core").hardware_price()
+
+
+HAIKU_PRICES = (1.0, 5.0)  # $ per million input / output tokens, Claude Haiku 4.5 list prices
+STAND_IN_KEY_ENV = "ROITUNE_BENCH_STAND_IN_KEY"
+
+
+def serve_as_hosted(classifier, model: str):
+    """Serve ``classifier`` (``optimizer.serve``, the server of ``roitune serve``) on a free local port
+    as the hosted model a user pays for: (the running server, the ``baselines.hosted`` entry that
+    reaches it through roitune's hosted client at Claude Haiku 4.5's list prices)."""
+    from optimizer.serve import make_server
+
+    server = make_server(classifier, port=0)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    os.environ[STAND_IN_KEY_ENV] = "local-stand-in"  # a local server takes any key
+    return server, {"base_url": server.base_url, "model": model, "api_key_env": STAND_IN_KEY_ENV,
+                    "input_price_per_mtok": HAIKU_PRICES[0], "output_price_per_mtok": HAIKU_PRICES[1],
+                    "max_dollars": 20.0, "concurrency": 4, "timeout_s": 120}
 
 
 def load_banking77():

@@ -35,19 +35,16 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from _common import (BANKING77, BANKING77_CITATION, LoadSampler, load_banking77, log, memoise_embeddings, parser,
-                     per_class, run_commands, setup, table, write_result)
+from _common import (BANKING77, BANKING77_CITATION, HAIKU_PRICES, LoadSampler, load_banking77, log,
+                     memoise_embeddings, parser, per_class, run_commands, serve_as_hosted, setup, table, write_result)
 from evals.formatting import interval as ci
 from evals.formatting import money as dollars
 from evals.formatting import pct
 
-KEY_ENV = "ROITUNE_BENCH_STAND_IN_KEY"
 STAND_IN = "minilm-embedding-lr"
-HAIKU_PRICES = (1.0, 5.0)  # $ per million input / output tokens, Claude Haiku 4.5 list prices
 
 
 class EmbeddingClassifier:
@@ -94,8 +91,6 @@ def isotonic_ece(record, data) -> float | None:
 
 
 def main() -> None:
-    import os
-
     p = parser(__doc__.split("\n")[0])
     args = p.parse_args()
     info = setup(args.threads)
@@ -107,7 +102,6 @@ def main() -> None:
     from evals.record import records, study_data
     from evals.storage import load_existing_study
     from optimizer.config import demo_config_text
-    from optimizer.serve import make_server
 
     work = Path(tempfile.mkdtemp(prefix="roitune-bench-cascade-"))
     data_path = BANKING77
@@ -127,18 +121,13 @@ def main() -> None:
     memoise_embeddings()  # the stand-in and the embedding baseline embed the same train queries
     began = time.perf_counter()
     stand_in = EmbeddingClassifier(splits.train)
-    server = make_server(stand_in, port=0)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    server, hosted = serve_as_hosted(stand_in, STAND_IN)
     log(f"stand-in {STAND_IN} trained in {time.perf_counter() - began:.0f}s, serving at {server.base_url}")
-    os.environ[KEY_ENV] = "local-stand-in"
 
     cfg = yaml.safe_load(demo_config_text())
     cfg["data"] = data
     cfg["economics"].update({"current_solution": STAND_IN, "current_error_rate": None, "cost_per_error": 0.05})
-    cfg["baselines"] = {"run": ["classical", "embedding", "hosted"], "batch_size": 16, "hosted": {
-        "base_url": server.base_url, "model": STAND_IN, "api_key_env": KEY_ENV,
-        "input_price_per_mtok": HAIKU_PRICES[0], "output_price_per_mtok": HAIKU_PRICES[1], "max_dollars": 20.0,
-        "concurrency": 4, "timeout_s": 120}}
+    cfg["baselines"] = {"run": ["classical", "embedding", "hosted"], "batch_size": 16, "hosted": hosted}
     cfg.update({"storage": f"sqlite:///{work / 'study.db'}", "study": "banking77", "runs_dir": str(work / "runs")})
     config = work / "roitune.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -21,30 +21,11 @@ Run: .venv/bin/python bench/finetune_banking77.py [--models minilm-l6,smollm2-13
 
 from __future__ import annotations
 
-import random
 import tempfile
 from pathlib import Path
 
-from _common import (BANKING77, BANKING77_CITATION, LoadSampler, load_banking77, log, parser, run_commands, setup, table,
-                     write_result)
-from sweep_banking77 import last_json, summarise, write_csv
-
-
-def stratified_split(examples, share: float, rng: random.Random) -> tuple[list, list]:
-    """(the rest, a stratified ``share`` of each label), both shuffled."""
-    by_label: dict[str, list] = {}
-    for e in examples:
-        by_label.setdefault(e.label, []).append(e)
-    rest, held = [], []
-    for label in sorted(by_label):
-        group = by_label[label][:]
-        rng.shuffle(group)
-        cut = round(len(group) * share)
-        held += group[:cut]
-        rest += group[cut:]
-    rng.shuffle(rest)
-    rng.shuffle(held)
-    return rest, held
+from _common import BANKING77, BANKING77_CITATION, LoadSampler, load_banking77, log, parser, setup, write_result
+from sweep_banking77 import run_study, write_csv
 
 
 def main() -> None:
@@ -57,16 +38,15 @@ def main() -> None:
     info = setup(args.threads)
     import yaml
 
-    from evals.storage import load_existing_study
+    from evals.data import stratified_split
     from optimizer.config import demo_config_text
 
     examples, _ = load_banking77()
-    rng = random.Random(0)
     if args.small:
         examples = [e for e in examples if e.label in sorted({x.label for x in examples})[:8]]
         args.trial_seconds = 20
-    rest, test = stratified_split(examples, 0.2, rng)
-    train, validation = stratified_split(rest, 0.1, rng)
+    rest, test = stratified_split(examples, [0.2], seed=0)
+    train, validation = stratified_split(rest, [0.1], seed=1)
     work = Path(tempfile.mkdtemp(prefix="roitune-bench-b77-full-"))
     for name, part in {"train": train, "validation": validation, "test": test}.items():
         write_csv(work / f"{name}.csv", part)
@@ -86,27 +66,16 @@ def main() -> None:
     log(f"Banking77: {len(train)} train / {len(validation)} validation / {len(test)} test in {work}")
 
     load = LoadSampler()
-    commands = {"baseline": ["baseline", "-c", str(config), "--only", "classical,embedding", "--json"],
-                "sweep": ["sweep", "-c", str(config), "--json"],
-                "report": ["report", "-c", str(config), "--json"]}
-    outputs, walls = run_commands(commands, load)
-    report = last_json(outputs["report"])
-    rows, candidates, failed = summarise(load_existing_study(cfg["storage"], "banking77"), report)
-    text = table(["candidate", "kind", "n (validation)", "validation accuracy", "95% CI", "vs current", "n (test)",
-                  "test accuracy", "95% CI", "$/item (cpu-2core)", "items/s (noisy)", "monthly cost", "compute s"],
-                 rows, title=f"Banking77, all 77 intents: {len(train)} train / {len(validation)} validation / "
-                             f"{len(test)} test; {args.threads} torch thread(s); ranked by monthly cost")
-    print("\nrecommendation: " + report["recommendation"]["sentence"])
-    if failed:
-        print(f"failed/pruned trials: {failed}")
-    print("wall seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in walls.items()))
+    run = run_study(config, cfg["storage"], "banking77", "classical,embedding", load,
+                    title=f"Banking77, all 77 intents: {len(train)} train / {len(validation)} validation / "
+                          f"{len(test)} test; {args.threads} torch thread(s); ranked by monthly cost")
     info["load_average_during"] = load.summary()
     write_result("finetune_banking77", {
         "machine": info, "data": {"path": str(BANKING77), "citation": BANKING77_CITATION, "train": len(train),
                                   "validation": len(validation), "test": len(test)},
-        "config": cfg, "commands": {k: "roitune " + " ".join(v) for k, v in commands.items()},
-        "wall_seconds": walls, "recommendation": report["recommendation"], "candidates": candidates,
-        "failed_trials": failed, "table": text}, args.small)
+        "config": cfg, "commands": {k: "roitune " + " ".join(v) for k, v in run.commands.items()},
+        "wall_seconds": run.walls, "recommendation": run.report["recommendation"], "candidates": run.candidates,
+        "failed_trials": run.failed, "table": run.table}, args.small)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from _common import (BANKING77, BANKING77_CITATION, LoadSampler, load_banking77, log, parser, run_commands, setup, table,
@@ -51,14 +52,37 @@ def last_json(text: str):
     return json.loads(text[text.find("{\n"):])
 
 
-def summarise(study, report: dict) -> tuple[list[list[str]], list[dict], list[dict]]:
-    """The table rows and the JSON entries of the report's candidates, each completed from its
-    record in the study (compute seconds, training summary); the sweep trials that did not finish."""
+COLUMNS = ["candidate", "kind", "n (validation)", "validation accuracy", "95% CI", "vs current", "n (test)",
+           "test accuracy", "95% CI", "$/item (cpu-2core)", "items/s (noisy)", "monthly cost", "compute s"]
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """What ``baseline``, ``sweep`` and ``report`` did to one study: the commands, their outputs and
+    wall seconds, the report, the candidates (completed from their records) and the table."""
+
+    commands: dict[str, list[str]]
+    walls: dict[str, float]
+    report: dict
+    candidates: list[dict]
+    failed: list[dict]
+    table: str
+
+
+def run_study(config: Path, storage: str, study: str, baselines: str, load: LoadSampler, title: str) -> StudyRun:
+    """Run the baselines, the sweep and the report on ``config`` in-process, then print the ranked
+    table, the recommendation and the trials that did not finish."""
     from dataclasses import asdict
 
     from evals.record import Kind, records
+    from evals.storage import load_existing_study
 
-    found = records(study)
+    commands = {"baseline": ["baseline", "-c", str(config), "--only", baselines, "--json"],
+                "sweep": ["sweep", "-c", str(config), "--json"],
+                "report": ["report", "-c", str(config), "--json"]}
+    outputs, walls = run_commands(commands, load)
+    report = last_json(outputs["report"])
+    found = records(load_existing_study(storage, study))
     by_number = {r.number: r for r in found}
     rows, candidates = [], []
     for c in report["candidates"]:
@@ -73,7 +97,12 @@ def summarise(study, report: dict) -> tuple[list[list[str]], list[dict], list[di
                            "training": asdict(record.training) if record.training else None})
     failed = [{"number": r.number, "state": r.state, "fail_reason": r.fail_reason}
               for r in found if r.kind == Kind.trial and r.state != "COMPLETE"]
-    return rows, candidates, failed
+    text = table(COLUMNS, rows, title=title)
+    print("\nrecommendation: " + report["recommendation"]["sentence"])
+    if failed:
+        print(f"failed/pruned trials: {failed}")
+    print("wall seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in walls.items()))
+    return StudyRun(commands, walls, report, candidates, failed, text)
 
 
 def main() -> None:
@@ -128,35 +157,19 @@ def main() -> None:
         f"train/validation/test in {work}")
 
     load = LoadSampler()
-    commands = {"baseline": ["baseline", "-c", str(config), "--only", "classical,zero-shot", "--json"],
-                "sweep": ["sweep", "-c", str(config), "--json"],
-                "report": ["report", "-c", str(config), "--json"]}
-    outputs, walls = run_commands(commands, load)
-
-    report = last_json(outputs["report"])
-    from evals.storage import load_existing_study
-
-    rows, candidates, failed = summarise(load_existing_study(cfg["storage"], "banking77"), report)
-    text = table(["candidate", "kind", "n (validation)", "validation accuracy", "95% CI", "vs current", "n (test)",
-                  "test accuracy", "95% CI", "$/item (cpu-2core)", "items/s (noisy)", "monthly cost", "compute s"],
-                 rows,
-                 title=f"Banking77 subset: {args.classes} intents, {len(parts['train'])} train / "
-                       f"{len(parts['validation'])} validation / {len(parts['test'])} test; {args.trials} LoRA trial(s); "
-                       f"{args.threads} torch thread(s); ranked by monthly cost (the report's order)")
-    sentence = report["recommendation"]["sentence"]
-    print("\nrecommendation: " + sentence)
-    if failed:
-        print(f"failed/pruned trials: {failed}")
-    print("wall seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in walls.items()))
+    run = run_study(config, cfg["storage"], "banking77", "classical,zero-shot", load,
+                    title=f"Banking77 subset: {args.classes} intents, {len(parts['train'])} train / "
+                          f"{len(parts['validation'])} validation / {len(parts['test'])} test; {args.trials} LoRA "
+                          f"trial(s); {args.threads} torch thread(s); ranked by monthly cost (the report's order)")
     info["load_average_during"] = load.summary()
     write_result("sweep_banking77", {
         "machine": info, "data": {"path": str(BANKING77), "citation": BANKING77_CITATION, "intents": chosen,
                                   "train": len(parts["train"]), "validation": len(parts["validation"]),
                                   "test": len(parts["test"])},
-        "config": cfg, "commands": {k: "roitune " + " ".join(v) for k, v in commands.items()},
-        "wall_seconds": walls, "recommendation": report["recommendation"], "candidates": candidates,
-        "not_judged": report.get("not_judged"), "failed_trials": failed,
-        "compute_dollars": report.get("compute_dollars"), "table": text}, args.small)
+        "config": cfg, "commands": {k: "roitune " + " ".join(v) for k, v in run.commands.items()},
+        "wall_seconds": run.walls, "recommendation": run.report["recommendation"], "candidates": run.candidates,
+        "not_judged": run.report.get("not_judged"), "failed_trials": run.failed,
+        "compute_dollars": run.report.get("compute_dollars"), "table": run.table}, args.small)
 
 
 if __name__ == "__main__":
