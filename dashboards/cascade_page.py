@@ -6,17 +6,19 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboards.data import Context
+from dashboards.data import Context, heading
 from evals.charts import cascade_curve, cascade_figure, cascade_rows
 from evals.formatting import money, pct
 
 
+CAPTION = ("A cascade lets a cheap local candidate answer the items it is confident about and escalates the "
+           "rest to a fallback. The threshold is chosen on validation (the lowest monthly dollars) and applied "
+           "unchanged to test; `roitune cascade` records them, `roitune serve --escalate-to` serves them.")
+
+
 def cascades(ctx: Context) -> None:
+    heading("Cascades", CAPTION)
     report = ctx.report
-    st.title("Cascades")
-    st.caption("A cascade lets a cheap local candidate answer the items it is confident about and escalates the "
-               "rest to a fallback. The threshold is chosen on validation (the lowest monthly dollars) and applied "
-               "unchanged to test; `roitune cascade` records them, `roitune serve --escalate-to` serves them.")
     ranked = [r for r in report.ranked if r.record.cascade is not None]
     if not ranked:
         st.info("No cascade recorded: run `roitune cascade` (the sweep does at its end). A cascade is recorded only "

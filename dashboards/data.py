@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 REFRESH_S = 5
 
 
+def heading(title: str, caption: str) -> None:
+    """A page's title and the one-paragraph caption that says what it shows."""
+    st.title(title)
+    st.caption(caption)
+
+
 class Source(BaseModel):
     """The parts of ``roitune.yaml`` the dashboard reads: where the study lives and the user's
     economics (the rest of the file is the CLI's, validated there before the app starts)."""

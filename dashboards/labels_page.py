@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards.data import Context
+from dashboards.data import Context, heading
 from evals.charts import curve_figure
 from evals.formatting import money, payback_text, pct, points
 from evals.report import curve_lines, curve_paybacks, label_lines
 
 
+CAPTION = ("What more labelled training rows would add: a candidate's settings retrained on growing fractions of "
+           "the training rows, a learning curve accuracy(rows) = a - b x rows^-c fitted through them, and the "
+           "payback of the labels at economics.cost_per_label. `roitune curve` records them.")
+
+
 def labels(ctx: Context) -> None:
     report = ctx.report
-    st.title("More labels")
-    st.caption("What more labelled training rows would add: a candidate's settings retrained on growing fractions of "
-               "the training rows, a learning curve accuracy(rows) = a - b x rows^-c fitted through them, and the "
-               "payback of the labels at economics.cost_per_label. `roitune curve` records them.")
+    heading("More labels", CAPTION)
     for line in label_lines(report.data):
         st.warning(line, icon=":material/school:")
     if not report.curves:

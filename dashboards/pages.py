@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards.data import Context, Snapshot
+from dashboards.data import Context, Snapshot, heading
 from evals.charts import (
     COLOURS,
     QUALITY_METRICS,
@@ -82,9 +82,9 @@ def _chart(figure, key: str, title: str | None = None) -> None:
 def overview(ctx: Context) -> None:
     report = ctx.report
     e = report.economics
-    st.title("Should you fine-tune?")
-    st.caption(f"Study **{ctx.snapshot.study}**: {len(report.ranked)} candidates scored on the same held-out "
-               f"items and priced per item, against {e.current_solution} at {e.tickets_per_month:,} items a month.")
+    heading("Should you fine-tune?",
+            f"Study **{ctx.snapshot.study}**: {len(report.ranked)} candidates scored on the same held-out items and "
+            f"priced per item, against {e.current_solution} at {e.tickets_per_month:,} items a month.")
     _sentence(report)
     st.markdown(f"**{headline_text(report)}**")
     _metrics(key_numbers(report))
@@ -127,9 +127,8 @@ def _front_rows(report: Report, metric: str) -> list[dict[str, Any]]:
 
 
 def roi_calculator(ctx: Context) -> None:
-    st.title("ROI calculator")
-    st.caption("Move the sliders: monthly cost, savings and payback are recomputed with the same formulas as "
-               "the report. Self-served candidates are repriced from their measured items/second.")
+    heading("ROI calculator", "Move the sliders: monthly cost, savings and payback are recomputed with the same "
+            "formulas as the report. Self-served candidates are repriced from their measured items/second.")
     snap, e = ctx.snapshot, ctx.source.economics
     if not ctx.report.ranked:
         st.info("No candidate has been scored yet: run `roitune baseline` and `roitune sweep`.")

@@ -354,10 +354,13 @@ class HostedClient:
 
     ``call`` is safe to use from many threads at once; the cap holds across all of them."""
 
-    def __init__(self, spec: HostedSpec, *, cache_dir: Path, count_tokens: Callable[[str], int] | None = None):
+    def __init__(self, spec: HostedSpec, *, cache_dir: Path, count_tokens: Callable[[str], int] | None = None,
+                 key: str | None = None):
+        """``key``: the key itself, only for a server this process started (it takes any key); every
+        other endpoint's key comes from the environment variable ``spec.api_key_env``."""
         self.spec = spec
         self.in_price, self.out_price, self.price_source = resolve_prices(spec)
-        self.key = os.environ.get(spec.api_key_env)
+        self.key = key or os.environ.get(spec.api_key_env)
         if not self.key:
             raise HostedError(
                 f"environment variable {spec.api_key_env} is not set: put the API key there "

@@ -134,8 +134,9 @@ def label(input_path: Path = typer.Argument(..., metavar="INPUT", help="Texts to
           out_path: Path = typer.Option(..., "--out", "-o", help="The labelled JSONL training file to write."),
           config: Optional[Path] = ConfigOpt, overrides: Optional[list[str]] = SetOpt,
           teacher: Optional[str] = typer.Option(None, "--teacher", help="Who labels: 'hosted' (default: "
-                                                "baselines.hosted), an OpenAI-compatible URL (e.g. a bundle under "
-                                                "`roitune serve`), or a roitune.yaml whose baselines.hosted labels."),
+                                                "baselines.hosted), an OpenAI-compatible URL, a roitune.yaml whose "
+                                                "baselines.hosted labels, or a bundle folder (served locally for "
+                                                "the run)."),
           max_dollars: Optional[float] = typer.Option(None, "--max-dollars", min=0,
                                                       help="Cap on new spend this run (default: the teacher's max_dollars)."),
           text_field: Optional[str] = typer.Option(None, "--text-field", help="Text column / key of INPUT "

@@ -11,8 +11,14 @@ cut short, and labels only the rows it lacks; a reply that arrived but was not j
 the reply cache, so nothing is lost, repeated or paid twice. At the end (or when the cap stops the
 run) ``OUT`` is written atomically in input order; the journal is removed once every row is in.
 
-Each row records who labelled it (``teacher``: model and endpoint, never the key), when, and what
-its answer cost. A reply that names no label is kept with ``label: null`` and the reason: the
+A bundle folder as teacher (``--teacher BUNDLE``) is served by ``optimizer.serve`` (the server of
+``roitune serve``) on a free local port for the length of the run and reached through the same
+client. Its labels cost compute, not a bill: the run reports its seconds priced at the
+``economics`` hardware rate, and it keeps no reply cache (the port changes each run; the journal
+still makes a killed run resume where it stopped).
+
+Each row records who labelled it (``teacher``: model and endpoint or bundle, never the key), when,
+and what its answer cost. A reply that names no label is kept with ``label: null`` and the reason: the
 training loader skips such rows and says how many (``evals.data.load_examples``).
 """
 
@@ -20,9 +26,12 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,16 +70,72 @@ class LabelSummary:
     dollars_cached: float  # what the cached replies used this run had cost when paid
     teacher: str
     stopped_reason: str | None  # the cap, when it stopped the run before every row was labelled
+    compute_seconds: float | None = None  # a local bundle teacher: seconds it spent labelling
+    compute_dollars: float | None = None  # those seconds at the economics hardware rate
 
     @property
     def complete(self) -> bool:
         return self.written == self.rows
 
 
+@dataclass(frozen=True)
+class Teacher:
+    """Who labels, as the run calls and records it."""
+
+    spec: HostedSpec
+    identity: dict[str, str]  # each row's ``teacher`` field: model and endpoint (or bundle folder)
+    labels: list[str] | None = None  # a bundle's own label set
+    key: str | None = None  # for a server this run started; otherwise the key is in the environment
+    cache_dir: Path | None = None  # where replies are cached (None: the study's hosted cache)
+
+    @property
+    def local(self) -> bool:
+        return "bundle" in self.identity
+
+
+@contextmanager
+def opened_teacher(cfg: Config, teacher: str | None, max_dollars: float | None) -> Iterator[Teacher]:
+    """The teacher ``--teacher`` names, ready to call; a bundle folder is served until the block ends."""
+    if teacher is not None and Path(teacher).is_dir():
+        with served_bundle(Path(teacher)) as local:
+            yield local
+        return
+    spec = resolve_teacher(cfg, teacher, max_dollars)
+    yield Teacher(spec, {"model": spec.model, "base_url": redact_url(endpoint_url(spec))})
+
+
+@contextmanager
+def served_bundle(folder: Path) -> Iterator[Teacher]:
+    """An exported bundle behind ``optimizer.serve`` on a free port of 127.0.0.1, for one run."""
+    from optimizer.predict import BundleClassifier, load_bundle_predictor, open_bundle
+    from optimizer.serve import make_server
+
+    try:
+        bundle = open_bundle(folder)
+    except FileNotFoundError as problem:
+        raise LabelError(f"--teacher {folder}: {problem}") from None
+    classifier = BundleClassifier(bundle, load_bundle_predictor(bundle))
+    server = make_server(classifier)
+    thread = threading.Thread(target=server.serve_forever, name="label-teacher", daemon=True)
+    thread.start()
+    try:
+        # No bill: zero prices, so the cap never binds; the server answers one request at a time
+        # (its lock), so two in flight keep it busy without queueing the rest.
+        spec = HostedSpec(base_url=server.base_url, model=classifier.model_id, input_price_per_mtok=0.0,
+                          output_price_per_mtok=0.0, max_dollars=0.0, concurrency=2, timeout_s=300.0)
+        with tempfile.TemporaryDirectory(prefix="roitune-label-cache-") as cache:
+            yield Teacher(spec, {"model": classifier.model_id, "bundle": str(bundle.path)},
+                          labels=list(bundle.spec.labels), key="local", cache_dir=Path(cache))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def resolve_teacher(cfg: Config, teacher: str | None, max_dollars: float | None) -> HostedSpec:
     """The endpoint that labels: ``baselines.hosted`` of the config (``None`` or ``hosted``), the same
     with another ``base_url`` (a URL, e.g. a bundle served by ``roitune serve``), or ``baselines.hosted``
-    of another roitune.yaml (a path)."""
+    of another roitune.yaml (a path). A bundle folder is :func:`served_bundle`'s."""
     spec = cfg.baselines.hosted
     where = "baselines.hosted"
     if teacher not in (None, "hosted"):
@@ -79,15 +144,12 @@ def resolve_teacher(cfg: Config, teacher: str | None, max_dollars: float | None)
                 raise LabelError(f"--teacher {teacher}: baselines.hosted is not set in the config; it gives the "
                                  "model name, the key's environment variable and the prices for that endpoint")
             spec = spec.model_copy(update={"base_url": teacher})
-        elif Path(teacher).is_dir():
-            raise LabelError(f"--teacher {teacher}: a bundle folder is reached through its server: run "
-                             f"`roitune serve {teacher} --port 8000`, then pass --teacher http://127.0.0.1:8000/v1")
         else:
             spec = load_config(Path(teacher)).baselines.hosted
             where = f"{teacher}: baselines.hosted"
     if spec is None:
         raise LabelError(f"{where} is not set: it is the teacher (base_url, model, api_key_env, prices), "
-                         "or pass --teacher URL|CONFIG")
+                         "or pass --teacher URL|CONFIG|BUNDLE")
     if spec.mode != "live":
         raise LabelError(f"{where}.mode is 'estimate': labelling needs a live endpoint")
     return spec if max_dollars is None else spec.model_copy(update={"max_dollars": max_dollars})
@@ -165,23 +227,31 @@ def label_file(cfg: Config, input_path: Path, out: Path, *, teacher: str | None 
 
     The input is validated whole before anything is written or called; a HostedError (the
     endpoint keeps failing) is raised after the rows so far are written."""
-    from optimizer.progress import progress_bars
-
-    spec = resolve_teacher(cfg, teacher, max_dollars)
-    labels = label_set(cfg)
     if out.resolve() == input_path.resolve():
         raise LabelError(f"--out {out} is the input file: write the labelled rows elsewhere")
     text_key, label_key = cfg.data.text_field, cfg.data.label_field
+    # Read whole before a bundle teacher loads: a bad line fails in a second, not after the model.
     items = read_items(input_path, None, text_field=text_field or text_key, label_field=label_key)
+    with opened_teacher(cfg, teacher, max_dollars) as who:
+        return _label(cfg, who, items, out, console)
+
+
+def _label(cfg: Config, who: Teacher, items: list[Item], out: Path, console: Console) -> LabelSummary:
+    from optimizer.progress import progress_bars
+
+    spec = who.spec
+    labels = who.labels or label_set(cfg)
+    text_key, label_key = cfg.data.text_field, cfg.data.label_field
     by_line = {item.line: item for item in items}
     journal_path = out.with_name(out.name + JOURNAL_SUFFIX)
-    teacher_field = {"model": spec.model, "base_url": redact_url(endpoint_url(spec))}
+    teacher_field = who.identity
     done = read_journal(journal_path, by_line, text_key, teacher_field)
     resumed = len(done)
     pending = [item for item in items if item.line not in done]
     template = PromptTemplate(cfg.task.instruction, tuple(labels), list_labels=True)
-    name = f"{teacher_field['model']} at {teacher_field['base_url']}"
-    client = HostedClient(spec, cache_dir=Path(cfg.runs_dir) / "hosted-cache")
+    name = f"{teacher_field['model']} at {teacher_field.get('bundle') or teacher_field['base_url']}"
+    client = HostedClient(spec, cache_dir=who.cache_dir or Path(cfg.runs_dir) / "hosted-cache", key=who.key)
+    started = time.perf_counter()
     journal = _Journal(journal_path)
     counts = {"from_cache": 0, "live": 0, "spent": 0.0, "cached": 0.0}
     lock = threading.Lock()
@@ -225,6 +295,7 @@ def label_file(cfg: Config, input_path: Path, out: Path, *, teacher: str | None 
     finally:
         journal.close()
         client.close()
+    seconds = time.perf_counter() - started
     rows = [done[line] for line in sorted(done)]
     write_lines((json.dumps(row, ensure_ascii=False) + "\n" for row in rows), out, None)
     if len(rows) == len(items):
@@ -234,7 +305,9 @@ def label_file(cfg: Config, input_path: Path, out: Path, *, teacher: str | None 
         no_label=sum(row[label_key] is None for row in rows), from_cache=counts["from_cache"], live=counts["live"],
         dollars_spent=counts["spent"], dollars_cached=counts["cached"], teacher=name,
         stopped_reason=(f"max_dollars (${spec.max_dollars:g}) reached after {len(rows):,} of {len(items):,} rows"
-                        if client.budget.exhausted and len(rows) < len(items) else None))
+                        if client.budget.exhausted and len(rows) < len(items) else None),
+        compute_seconds=seconds if who.local else None,
+        compute_dollars=seconds * cfg.economics.hardware_price().value / 3600 if who.local else None)
     if failure:
         raise HostedError(f"{failure[0]}; {summary.written:,} of {summary.rows:,} rows are in {out}: rerun to "
                           "label the rest (nothing paid twice)")
@@ -265,6 +338,9 @@ def summary_lines(s: LabelSummary) -> list[str]:
              f"cost: {money(s.dollars_spent)} new spend for {s.live:,} live calls"
              + (f"; {s.from_cache:,} from the cache ({money(s.dollars_cached)} paid before, $0 now)"
                 if s.from_cache else "")]
+    if s.compute_seconds is not None:
+        lines.append(f"compute: {s.compute_seconds:,.0f} s of this machine for the local teacher, "
+                     f"{money(s.compute_dollars)} at the economics hardware rate (no bill)")
     if s.no_label:
         lines.append(f"warning: {s.no_label:,} replies named no label: written with label null and the reason; "
                      "training skips them")

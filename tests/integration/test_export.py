@@ -420,6 +420,44 @@ def test_predict_reads_unlabelled_csv_and_reports_every_bad_line(bundle, predict
     assert not out.exists()
 
 
+def test_the_bundle_labels_as_teacher_for_compute_only_and_a_killed_run_resumes(sweep, bundle, predicted,
+                                                                                test_texts, tmp_path):
+    """``label --teacher BUNDLE`` serves the bundle for the run: its labels are predict's, they cost
+    no bill but their measured seconds, and the journal resumes across runs (and server ports)."""
+    from optimizer.config import load_config
+
+    n = 8
+    cfg = load_config(sweep.config)
+    inputs = tmp_path / "texts.jsonl"
+    inputs.write_text("".join(json.dumps({"text": t}) + "\n" for t in test_texts[:n]))
+    out = tmp_path / "labelled.jsonl"
+
+    def label() -> dict:
+        return json.loads(ok("label", str(inputs), "--out", str(out), "--teacher", str(bundle.path),
+                             *sweep.flags(), "--json").stdout)
+
+    summary = label()
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    expected = [line["label"] for line in predicted.lines[:n]]
+    assert [row[cfg.data.label_field] for row in rows] == expected
+    assert {json.dumps(row["teacher"]) for row in rows} == {json.dumps({"model": bundle.path.name,
+                                                                        "bundle": str(bundle.path.resolve())})}
+    assert all(row["dollars"] == 0 for row in rows)
+    assert (summary["live"], summary["dollars_spent"], summary["complete"]) == (n, 0, True)
+    rate = cfg.economics.hardware_price().value
+    assert summary["compute_seconds"] > 0
+    assert summary["compute_dollars"] == pytest.approx(summary["compute_seconds"] * rate / 3600)
+
+    # A run killed after half its rows left them in the journal: the rerun labels only the rest.
+    journal = out.with_name(out.name + ".partial")
+    journal.write_text("".join(json.dumps(row) + "\n" for row in rows[: n // 2]))
+    out.unlink()
+    again = label()
+    assert (again["resumed"], again["live"], again["written"]) == (n // 2, n - n // 2, n)
+    assert [json.loads(line)[cfg.data.label_field] for line in out.read_text().splitlines()] == expected
+    assert not journal.exists()
+
+
 # -- serve ---------------------------------------------------------------------------------
 
 

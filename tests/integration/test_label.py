@@ -126,10 +126,16 @@ def test_bad_input_is_one_line_and_nothing_is_written(proxy, tmp_path):
     out = tmp_path / "labelled.jsonl"
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "fine"}) + "\n" + json.dumps({"text": 7}) + "\n")
+    write_texts(bad.with_name("fine.jsonl"), ["fine"])
     assert_one_line_error(roitune("label", str(bad), "--out", str(out), "-c", str(config)),
                           f"{bad}:2: field 'text': empty or not a string")
     assert_one_line_error(roitune("label", str(tmp_path / "missing.jsonl"), "--out", str(out), "-c", str(config)),
                           "missing.jsonl: no such file")
+    not_a_bundle = tmp_path / "not-a-bundle"
+    not_a_bundle.mkdir()
+    assert_one_line_error(roitune("label", str(bad.with_name("fine.jsonl")), "--out", str(out), "-c", str(config),
+                                  "--teacher", str(not_a_bundle)), f"--teacher {not_a_bundle}",
+                          "is not a roitune bundle (no roitune.json)")
     assert not out.exists() and not (tmp_path / "labelled.jsonl.partial").exists() and proxy.calls == 0
 
     # A journal another teacher wrote is not resumed under this one.
