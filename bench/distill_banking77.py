@@ -7,15 +7,17 @@ stratified quarter (seed 1) trains the teacher with its human labels and the oth
 are the unlabelled pool: the teacher stands for the current model, built once on few human labels,
 the pool for the bulk of the traffic it routes. ``--small`` uses 30 queries per intent instead.
 
-The teacher is a local candidate: the classical baseline's model (TF-IDF word + char n-grams,
-logistic regression; ``evals.baselines.classical_model``) trained on its half, served by
-``optimizer.serve`` (the server ``roitune serve`` runs) on 127.0.0.1 and reached by roitune's hosted
-client, with Claude Haiku 4.5's list prices entered ($1 / $5 per million input / output tokens;
-usage counted with the SmolLM2 tokenizer). It is not an exported bundle: a baseline has no adapter
-to export, and a fine-tuned trial would not train on this CPU within the benchmark's budget. The
-student is the classical baseline too (cheap on CPU; the same recipe on other labels). Then,
-in-process through ``optimizer.cli.app``:
+The teacher is a local candidate, trained, exported and served as a user would: a sweep of one
+trial on its quarter (the known-good MiniLM full fine-tune with a classifier head, ``--teacher-seconds``
+of training), ``roitune export`` of that trial, and the bundle behind ``optimizer.serve`` (the
+classifier and server ``roitune serve BUNDLE`` runs, here in-process so the server's own meter counts
+every call and token), reached by roitune's hosted client on 127.0.0.1 with Claude Haiku 4.5's list
+prices entered ($1 / $5 per million input / output tokens; usage counted by the bundle's tokenizer).
+The student is the classical baseline (cheap on CPU, so the learning curve's retrains fit; the
+same recipe on other labels). Then, in-process through ``optimizer.cli.app``:
 
+    roitune sweep  -c teacher/roitune.yaml --json                    # the teacher, on human labels
+    roitune export -c teacher/roitune.yaml --trial best --out teacher/bundle
     roitune label first-1000.jsonl --out labelled-1000.jsonl -c roitune.yaml --json   # 1,000 texts
     roitune label first-1000.jsonl --out labelled-1000.jsonl -c roitune.yaml --json   # rerun: $0
     roitune label pool.jsonl --out labelled.jsonl -c roitune.yaml --json              # the whole pool
@@ -27,7 +29,7 @@ Targets: the student's gold accuracy is at least 95% of the teacher's; labelling
 what the server's own usage count times the prices says, and a rerun costs $0 with no call; the
 curve fitted on the smaller fractions predicts the full-data accuracy within its interval.
 
-Run: .venv/bin/python bench/distill_banking77.py [--small]
+Run: .venv/bin/python bench/distill_banking77.py [--small] [--teacher-seconds 300]
 """
 
 from __future__ import annotations
@@ -35,59 +37,70 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
-import time
+from dataclasses import asdict
 from pathlib import Path
 
-from _common import (BANKING77, BANKING77_CITATION, LoadSampler, load_banking77, log, parser, per_class, run_commands,
-                     setup, table, write_result)
+from _common import (BANKING77, BANKING77_CITATION, HAIKU_PRICES, LoadSampler, load_banking77, log, parser,
+                     per_class, run_commands, serve_as_hosted, setup, table, write_result)
 
 from evals.formatting import interval as ci
 from evals.formatting import money as dollars
 from evals.formatting import pct
 
-KEY_ENV = "ROITUNE_BENCH_TEACHER_KEY"
-TEACHER = "classical-teacher"
-HAIKU_PRICES = (1.0, 5.0)  # $ per million input / output tokens, Claude Haiku 4.5 list prices
+TEACHER = "minilm-teacher"
 LABELLED_1000 = 1000
 
 
-class ClassicalTeacher:
-    """The teacher behind the server: the classical recipe on human labels; counts what it serves."""
+class Metered:
+    """A served classifier with the server's own meter: the calls it answered and their tokens."""
 
-    model_id = TEACHER
-
-    def __init__(self, train, tokenizer_name: str = "smollm2-135m-instruct"):
-        from evals.baselines import classical_model
-        from evals.models import load_tokenizer
-
-        self.model = classical_model().fit([e.text for e in train], [e.label for e in train])
-        self.labels = [str(c) for c in self.model.classes_]
-        self.counter = load_tokenizer(tokenizer_name)
+    def __init__(self, classifier):
+        self.classifier, self.model_id, self.labels = classifier, TEACHER, classifier.labels
         self.calls = self.prompt_tokens = self.completion_tokens = 0
         self._lock = threading.Lock()
 
-    def predict(self, texts):
-        return [str(label) for label in self.model.predict(list(texts))]
-
     def classify(self, messages):
-        from optimizer.serve import Answer
-
-        text = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-        row = self.model.predict_proba([text])[0]
-        best = int(row.argmax())
-        label = self.labels[best]
-        prompt = sum(len(self.counter(str(m["content"]))["input_ids"]) for m in messages)
-        completion = len(self.counter(label)["input_ids"])
+        answer = self.classifier.classify(messages)
         with self._lock:
             self.calls += 1
-            self.prompt_tokens += prompt
-            self.completion_tokens += completion
-        return Answer(label, float(row[best]), prompt, completion)
+            self.prompt_tokens += answer.prompt_tokens
+            self.completion_tokens += answer.completion_tokens
+        return answer
 
     def served(self) -> tuple[int, float]:
-        """Calls answered so far and what they cost at the entered prices (the server's own meter)."""
+        """Calls answered so far and what they cost at the entered prices."""
         with self._lock:
             return self.calls, (self.prompt_tokens * HAIKU_PRICES[0] + self.completion_tokens * HAIKU_PRICES[1]) / 1e6
+
+
+def trained_teacher(folder: Path, rows, labels: list[str], seconds: float, load: LoadSampler):
+    """Sweep one known-good trial on the teacher's human labels and export it: (bundle, outputs, walls)."""
+    import yaml
+
+    from evals.record import records
+    from evals.storage import load_existing_study
+    from optimizer.config import demo_config_text
+
+    folder.mkdir()
+    cfg = yaml.safe_load(demo_config_text())
+    cfg["task"]["labels"] = labels
+    cfg["data"] = {"train": str(jsonl(folder / "train.jsonl", ({"text": e.text, "label": e.label} for e in rows))),
+                   "split": {"validation": 0.1, "test": 0.1, "seed": 0}}
+    cfg["baselines"]["run"] = []
+    cfg["search"].update({"trials": 1, "base_models": ["minilm-l6"], "methods": ["full"], "heads": ["classifier"],
+                          "trial_timeout_s": seconds})
+    cfg.update({"storage": f"sqlite:///{folder / 'study.db'}", "study": "teacher", "runs_dir": str(folder / "runs")})
+    config = folder / "roitune.yaml"
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    bundle = folder / "bundle"
+    outputs, walls = run_commands({"teacher sweep": ["sweep", "-c", str(config), "--json"],
+                                   "teacher export": ["export", "-c", str(config), "--trial", "best",
+                                                      "--out", str(bundle)]}, load)
+    [trial] = records(load_existing_study(cfg["storage"], "teacher"), states=["COMPLETE"])
+    return bundle, outputs, walls, {
+        "name": trial.name, "validation_accuracy": trial.validation.accuracy, "validation_n": trial.validation.n,
+        "test_accuracy": trial.test.accuracy if trial.test else None, "compute_seconds": trial.compute_seconds,
+        "training": asdict(trial.training) if trial.training else None}
 
 
 def jsonl(path: Path, rows) -> Path:
@@ -100,9 +113,9 @@ def parse_json(output: str) -> dict:
 
 
 def main() -> None:
-    import os
-
-    args = parser(__doc__.split("\n")[0]).parse_args()
+    p = parser(__doc__.split("\n")[0])
+    p.add_argument("--teacher-seconds", type=float, default=300, help="training seconds of the teacher's trial")
+    args = p.parse_args()
     info = setup(args.threads)
 
     import yaml
@@ -111,7 +124,7 @@ def main() -> None:
     from evals.record import learning_curves, records
     from evals.storage import load_existing_study
     from optimizer.config import demo_config_text
-    from optimizer.serve import make_server
+    from optimizer.predict import BundleClassifier, load_bundle_predictor, open_bundle
 
     examples, labels = load_banking77()
     if args.small:
@@ -121,14 +134,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="roitune-bench-distill-"))
     log(f"Banking77: {len(gold)} gold / {len(teacher_rows)} teacher-train / {len(pool)} unlabelled; work folder {work}")
 
-    began = time.perf_counter()
-    teacher = ClassicalTeacher(teacher_rows)
-    teacher_seconds = time.perf_counter() - began
-    teacher_gold = sum(p == e.label for p, e in zip(teacher.predict([e.text for e in gold]), gold)) / len(gold)
-    server = make_server(teacher, port=0)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    os.environ[KEY_ENV] = "local-teacher"
-    log(f"teacher trained in {teacher_seconds:.0f}s (gold accuracy {pct(teacher_gold)}), serving at {server.base_url}")
+    load = LoadSampler()
+    if args.small:
+        args.teacher_seconds = min(args.teacher_seconds, 60)
+    bundle, outputs, walls, teacher_trial = trained_teacher(work / "teacher", teacher_rows, labels, args.teacher_seconds, load)
+    found = open_bundle(bundle)
+    predictor = load_bundle_predictor(found)
+    teacher = Metered(BundleClassifier(found, predictor))
+    teacher_gold = sum(p.label == e.label for p, e in zip(predictor.predict([e.text for e in gold]), gold)) / len(gold)
+    server, hosted = serve_as_hosted(teacher, TEACHER)
+    log(f"teacher bundle {bundle.name} (gold accuracy {pct(teacher_gold)}), serving at {server.base_url}")
 
     jsonl(work / "gold.jsonl", ({"text": e.text, "label": e.label} for e in gold))
     first = jsonl(work / "first-1000.jsonl", ({"text": e.text} for e in pool[:LABELLED_1000]))
@@ -139,17 +154,14 @@ def main() -> None:
     cfg["data"] = {"train": str(work / "labelled.jsonl"), "gold": str(work / "gold.jsonl"),
                    "split": {"validation": 0.2, "test": 0.2, "seed": 0}}
     cfg["economics"].update({"current_solution": TEACHER, "current_error_rate": None, "cost_per_error": 0.05})
-    cfg["baselines"] = {"run": ["classical", "hosted"], "batch_size": 16, "hosted": {
-        "base_url": server.base_url, "model": TEACHER, "api_key_env": KEY_ENV,
-        "input_price_per_mtok": HAIKU_PRICES[0], "output_price_per_mtok": HAIKU_PRICES[1], "max_dollars": 20.0,
-        "concurrency": 4, "timeout_s": 120}}
+    cfg["baselines"] = {"run": ["classical", "hosted"], "batch_size": 16, "hosted": hosted}
     cfg.update({"storage": f"sqlite:///{work / 'study.db'}", "study": "distill", "runs_dir": str(work / "runs")})
     config = work / "roitune.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
-    load = LoadSampler()
     label_1000 = ["label", str(first), "--out", str(work / "labelled-1000.jsonl"), "-c", str(config), "--json"]
-    outputs, walls = run_commands({"label 1000": label_1000}, load)
+    more, more_walls = run_commands({"label 1000": label_1000}, load)
+    outputs.update(more), walls.update(more_walls)
     first_run, (calls_1000, served_1000) = parse_json(outputs["label 1000"]), teacher.served()
     more, more_walls = run_commands({"label 1000 again": label_1000}, load)
     rerun, (calls_after_rerun, _) = parse_json(more["label 1000 again"]), teacher.served()
@@ -217,8 +229,10 @@ def main() -> None:
         "machine": info, "data": {"path": str(BANKING77), "citation": BANKING77_CITATION, "small": args.small,
                                   "gold": len(gold), "teacher_train": len(teacher_rows), "pool": len(pool),
                                   "labels": len(labels)},
-        "teacher": {"model": TEACHER, "recipe": "evals.baselines.classical_model", "prices_per_mtok": HAIKU_PRICES,
-                    "served_by": "optimizer.serve on 127.0.0.1", "train_seconds": teacher_seconds,
+        "teacher": {"model": TEACHER, "recipe": "roitune sweep (1 known-good trial: minilm-l6 full, classifier "
+                    f"head, {args.teacher_seconds:g} training seconds) + roitune export", "prices_per_mtok": HAIKU_PRICES,
+                    "served_by": "optimizer.serve (BundleClassifier, as roitune serve) on 127.0.0.1",
+                    "trial": teacher_trial,
                     "gold_accuracy_direct": teacher_gold},
         "commands": {k: "roitune " + " ".join(v) for k, v in {"label 1000": label_1000, "label pool": label_pool,
                                                                     **commands}.items()},
