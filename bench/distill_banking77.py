@@ -77,7 +77,7 @@ def trained_teacher(folder: Path, rows, labels: list[str], seconds: float, load:
     """Sweep one known-good trial on the teacher's human labels and export it: (bundle, outputs, walls)."""
     import yaml
 
-    from evals.record import records
+    from evals.record import Kind, records
     from evals.storage import load_existing_study
     from optimizer.config import demo_config_text
 
@@ -96,7 +96,8 @@ def trained_teacher(folder: Path, rows, labels: list[str], seconds: float, load:
     outputs, walls = run_commands({"teacher sweep": ["sweep", "-c", str(config), "--json"],
                                    "teacher export": ["export", "-c", str(config), "--trial", "best",
                                                       "--out", str(bundle)]}, load)
-    [trial] = records(load_existing_study(cfg["storage"], "teacher"), states=["COMPLETE"])
+    [trial] = [r for r in records(load_existing_study(cfg["storage"], "teacher"), states=["COMPLETE"])
+               if r.kind == Kind.trial]
     return bundle, outputs, walls, {
         "name": trial.name, "validation_accuracy": trial.validation.accuracy, "validation_n": trial.validation.n,
         "test_accuracy": trial.test.accuracy if trial.test else None, "compute_seconds": trial.compute_seconds,
