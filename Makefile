@@ -32,7 +32,8 @@ system-deps:
 	fi
 
 # The main job on the bundled tickets and models: validate the data, run the baseline ladder,
-# a short LoRA sweep, then the ROI report. Rerunning resumes the same study (nothing is paid twice).
+# a two-trial sweep (MiniLM full fine-tune, SmolLM2 LoRA classifier head; 240 training seconds each),
+# then the ROI report. Rerunning resumes the same study (nothing is paid twice).
 DEMO := runs/demo
 demo: venv
 	mkdir -p $(DEMO)

@@ -13,8 +13,9 @@ train, all of it. Then, in-process through ``optimizer.cli.app``:
 
 Space: ``--models`` (default minilm-l6) x ``--methods`` (default full) with a classifier head,
 at the search space's default ranges, so the sweep's own known-good first trials
-(``optimizer/starts.py``) run; ``--trial-seconds`` of training per trial (default 1200),
-early stopping with patience 3 over 2 checks per epoch; ``--minutes`` caps the whole sweep.
+(``optimizer/starts.py``; for MiniLM full fine-tuning two settings) run; ``--trials`` (default 2),
+``--trial-seconds`` of training per trial (default 1200), early stopping with patience 3 over 2
+checks per epoch; ``--minutes`` caps the whole sweep.
 
 Run: .venv/bin/python bench/finetune_banking77.py [--models minilm-l6,smollm2-135m-instruct] [--small]
 """
@@ -32,6 +33,7 @@ def main() -> None:
     p = parser(__doc__.split("\n")[0])
     p.add_argument("--models", default="minilm-l6")
     p.add_argument("--methods", default="full")
+    p.add_argument("--trials", type=int, default=2)
     p.add_argument("--trial-seconds", type=float, default=1200)
     p.add_argument("--minutes", type=float, default=60)
     args = p.parse_args()
@@ -55,8 +57,7 @@ def main() -> None:
     cfg["data"] = {"train": "train.csv", "validation": "validation.csv", "test": "test.csv",
                    "text_field": "text", "label_field": "category"}
     cfg["baselines"].update({"run": ["classical", "embedding"]})
-    trials = len(models) * len(methods)
-    cfg["search"].update({"trials": trials, "base_models": models, "methods": methods, "heads": ["classifier"],
+    cfg["search"].update({"trials": args.trials, "base_models": models, "methods": methods, "heads": ["classifier"],
                           "batch_size": [16, 32], "trial_timeout_s": args.trial_seconds,
                           "timeout_s": args.minutes * 60, "pruner": "none"})
     cfg["budget"] = {"max_dollars": None}

@@ -19,7 +19,16 @@ def test_one_first_trial_per_model_head_and_method_in_order():
         ("smollm2-135m-instruct", "lora", "generative")]
     assert trials[0] == {"base_model": "minilm-l6", "method": "full", "full_learning_rate": 2e-4,
                          "head_learning_rate": 2e-3, "batch_size": 16}
-    assert len(trials) == 6  # minilm full/lora, smollm2 {lora, full} x {classifier, generative}
+    assert len(trials) == 7  # minilm full/lora, smollm2 {lora, full} x {classifier, generative}, minilm full again
+    assert trials[-1] == {"base_model": "minilm-l6", "method": "full", "full_learning_rate": 1e-4,
+                          "head_learning_rate": 2e-3, "batch_size": 32}  # a second setting after every first
+
+
+def test_two_settings_clamped_into_one_are_one_trial():
+    spec = SearchSpec(base_models=["minilm-l6"], methods=["full"], batch_size=[16],
+                      full_learning_rate=Range(low=1e-5, high=5e-5))
+    assert first_trials(spec) == [{"base_model": "minilm-l6", "method": "full", "full_learning_rate": 5e-5,
+                                   "head_learning_rate": 2e-3, "batch_size": 16}]
 
 
 def test_settings_are_clamped_to_the_users_ranges_and_choices():
