@@ -9,8 +9,8 @@ the user's ranges and choices. Where they come from:
 - encoder + classifier head, full fine-tuning: body 2e-4, head 2e-3, batch 16 first (more, larger
   steps: what a thousand rows need; on the demo tickets it matched the classical baseline,
   BENCHMARKS.md), then body 1e-4 at batch 32, the plain script's setting on all of Banking77
-  (docs/design.md), which suits thousands of rows: on Banking77 the first setting overfit
-  (train loss 0.005) to 91.6% test (BENCHMARKS.md, "Fine-tuning's best shot");
+  (docs/design.md), for thousands of rows, where the first overfits (train loss 0.003 on
+  Banking77; there the second scored lower: BENCHMARKS.md, "Fine-tuning's best shot");
 - LoRA on a decoder: 1e-3 with rank 16 (the usual LoRA range, 1e-4..2e-3, upper half for a
   135M model whose answers are a few tokens); a new head 2e-3;
 - full fine-tuning of a decoder: 3e-5 (full fine-tunes of small LMs diverge above ~1e-4).
