@@ -142,6 +142,7 @@ class TrainingSummary:
     checks: tuple[float, ...] = ()  # validation accuracy at each check
     best_check: int | None = None  # the check whose weights were kept (1-based)
     stop_reason: str = ""  # epochs done, early stop, time or step budget
+    planned_steps: int = 0  # the steps the learning-rate schedule spanned (fitted to a time budget)
 
 
 @dataclass(frozen=True)

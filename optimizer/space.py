@@ -112,14 +112,14 @@ class TrialSettings:
     head_learning_rate: float | None = None  # classifier head only
     double_quant: bool = True
     compute_dtype: str = "auto"
+    dpo_beta: float = 0.1
+    dpo_pairs: str = "mined"
 
     def torch_compute_dtype(self):
         """QLoRA's compute dtype as torch's, None for the device's own (``auto``)."""
         import torch
 
         return None if self.compute_dtype == "auto" else getattr(torch, self.compute_dtype)
-    dpo_beta: float = 0.1
-    dpo_pairs: str = "mined"
 
 
 def _log_float(trial: optuna.Trial, name: str, span: Range) -> float:

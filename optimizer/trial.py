@@ -205,7 +205,7 @@ class TrialRun:
                                      train_rows=len(self.bench.splits.train),
                                      precision="bfloat16" if self.bf16 else "float32",
                                      checks=tuple(round(c, 4) for c in stats.checks), best_check=stats.best_check,
-                                     stop_reason=stats.stop_reason),
+                                     stop_reason=stats.stop_reason, planned_steps=stats.planned_steps),
             details={**self.record.details, **trained.details,
                      "timings": {**{k: round(v, 3) for k, v in self.timings.items()},
                                  "overhead": round(wall - sum(self.timings.values()), 3)}})

@@ -49,6 +49,7 @@ def run(job: Job, base_model, tokenizer, template, preferences: Sequence[tuple[s
     stats.steps += sft_stats.steps
     stats.tokens += sft_stats.tokens
     stats.seconds += sft_stats.seconds
+    stats.planned_steps += sft_stats.planned_steps  # the two schedules, one after the other
     stats.losses = sft_stats.losses + stats.losses
     # The SFT checks are kept for the record, but DPO moved the weights after them: no check
     # scored what is kept (best_check None), so the trial scores the final weights itself.

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 
-TIMED_STEPS = 10  # steps timed before a time budget sets how many steps a trial can afford
+TIMED_STEPS = 10  # steps timed before a time budget starts setting how many steps a trial can afford
 STUCK_AFTER_STEPS = 60  # enough steps for any working learning rate to move the loss
 
 
@@ -118,8 +118,10 @@ def train(
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
     first_epoch = batches(0)  # every epoch has as many batches; later epochs are drawn as they start
-    stats = TrainStats(planned_steps=min(len(first_epoch) * schedule.epochs, schedule.max_steps or 1 << 62))
-    warmup = max(1, int(stats.planned_steps * schedule.warmup_fraction))
+    full_steps = min(len(first_epoch) * schedule.epochs, schedule.max_steps or 1 << 62)
+    full_warmup = max(1, int(full_steps * schedule.warmup_fraction))
+    stats = TrainStats(planned_steps=full_steps)
+    warmup = full_warmup
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -169,12 +171,14 @@ def train(
             stats.steps += 1
             stats.tokens += tokens
             stats.losses.append(loss.item())
-            if stats.steps == TIMED_STEPS and schedule.time_budget_s is not None:
+            if stats.steps >= TIMED_STEPS and schedule.time_budget_s is not None:
                 # Epochs come from the time budget: warm-up and decay end where the budget will,
                 # so a trial cut by time has annealed instead of stopping at a high learning rate.
+                # Refitted at every step from the mean step time so far, since steps vary with
+                # their batches' lengths: fitting once on the first steps cut schedules short.
                 affordable = int(schedule.time_budget_s / (stats.seconds / stats.steps))
-                stats.planned_steps = max(stats.steps + 1, min(stats.planned_steps, affordable))
-                warmup = min(warmup, max(1, int(stats.planned_steps * schedule.warmup_fraction)))
+                stats.planned_steps = min(full_steps, max(stats.steps + 1, affordable))
+                warmup = min(full_warmup, max(1, int(stats.planned_steps * schedule.warmup_fraction)))
             if on_step:
                 on_step(stats.steps, stats.losses[-1])
             checked_last = bool(on_eval) and index in checkpoints

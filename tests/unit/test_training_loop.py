@@ -4,6 +4,7 @@ budgets, gives a new head its own learning rate, and fails a run that never leav
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -78,14 +79,15 @@ def test_a_falling_loss_is_not_stuck():
     assert stats.losses[-1] < stats.losses[0] / 10
 
 
-def slow_squared_loss(model: Pair, seconds: float = 0.01):
-    """``squared_loss`` taking ``seconds`` a step, for the time budgets."""
-    import time
-
+def slow_squared_loss(model: Pair, seconds: float = 0.01, first_ten_seconds: float | None = None):
+    """``squared_loss`` taking ``seconds`` a step (``first_ten_seconds`` each of the first ten
+    steps, when given), for the time budgets."""
     loss = squared_loss(model)
+    calls = [0]
 
     def loss_of(batch):
-        time.sleep(seconds)
+        calls[0] += 1
+        time.sleep(first_ten_seconds if first_ten_seconds is not None and calls[0] <= 10 else seconds)
         return loss(batch)
     return loss_of
 
@@ -112,3 +114,16 @@ def test_a_budget_shorter_than_the_planned_warm_up_reaches_the_full_rate_and_ann
     moves = [b - a for a, b in zip(positions, positions[1:])]
     assert stats.planned_steps < 60
     assert max(moves) > 0.009 and moves[-1] < 0.3 * max(moves)
+
+
+def test_slow_first_steps_do_not_cut_the_schedule_short():
+    model = Pair()
+    positions = [0.0]
+    # The first 10 steps alone would afford ~30 of the 200 planned; all 200 fit in the budget.
+    stats = train(model, lambda epoch: [0] * 100, slow_squared_loss(model, 0.0005, first_ten_seconds=0.03),
+                  Schedule(learning_rate=0.01, epochs=2, time_budget_s=1.0, fail_if_stuck=False),
+                  on_step=lambda step, loss: positions.append(model.body.item()))
+    moves = [b - a for a, b in zip(positions, positions[1:])]
+    assert stats.stop_reason == "epochs done" and stats.planned_steps == 200
+    # still learning mid-way (a schedule fitted to the first steps alone is at zero by step 40)
+    assert min(moves[90:110]) > 0.003
