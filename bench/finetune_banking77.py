@@ -36,6 +36,7 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=2)
     p.add_argument("--trial-seconds", type=float, default=1200)
     p.add_argument("--minutes", type=float, default=60)
+    p.add_argument("--cooldown-checks", type=int, default=0, help="search.cooldown_checks (decay after patience)")
     args = p.parse_args()
     info = setup(args.threads)
     import yaml
@@ -59,7 +60,7 @@ def main() -> None:
     cfg["baselines"].update({"run": ["classical", "embedding"]})
     cfg["search"].update({"trials": args.trials, "base_models": models, "methods": methods, "heads": ["classifier"],
                           "batch_size": [16, 32], "trial_timeout_s": args.trial_seconds,
-                          "timeout_s": args.minutes * 60, "pruner": "none"})
+                          "timeout_s": args.minutes * 60, "pruner": "none", "cooldown_checks": args.cooldown_checks})
     cfg["budget"] = {"max_dollars": None}
     cfg.update({"storage": f"sqlite:///{work / 'study.db'}", "study": "banking77", "runs_dir": str(work / "runs")})
     config = work / "roitune.yaml"

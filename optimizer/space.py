@@ -67,6 +67,9 @@ class SearchSpec(BaseModel):
                               description="Most epochs; early stopping and the time budget end a trial sooner.")
     patience: int | None = Field(3, ge=1, description="Validation checks without a gain before a trial stops "
                                                       "(its best checkpoint is kept); null: never stop early.")
+    cooldown_checks: int = Field(0, ge=0, description="When patience runs out, the learning rate decays to zero "
+                                                     "over this many check intervals (still checked, the best "
+                                                     "kept) before the trial ends; 0: stop at once.")
     trial_timeout_s: float | None = Field(None, gt=0, description="Training seconds per trial; the best checkpoint "
                                                                    "so far is kept.")
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps per trial at most.")

@@ -46,6 +46,7 @@ class Schedule:
     warmup_fraction: float = 0.06
     evals_per_epoch: int = 1
     patience: int | None = None  # checks without a better validation score before stopping
+    cooldown_checks: int = 0  # check intervals of decay to zero after patience runs out; 0: stop at once
     time_budget_s: float | None = None  # training seconds (checks excluded) before stopping
     max_steps: int | None = None
     bf16: bool = False  # autocast the forward and backward to bfloat16
@@ -123,11 +124,19 @@ def train(
     stats = TrainStats(planned_steps=full_steps)
     warmup = full_warmup
 
-    def factor(step: int) -> float:
+    cooldown: tuple[int, float, int] | None = None  # (its first step, the factor it starts at, its steps)
+
+    def planned_factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, stats.planned_steps - warmup))
         return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def factor(step: int) -> float:
+        if cooldown is None:
+            return planned_factor(step)
+        start, start_factor, length = cooldown
+        return start_factor * max(0.0, (start + length - step) / length)
 
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     autocast = (torch.autocast(device_type=next(model.parameters()).device.type, dtype=torch.bfloat16)
@@ -137,7 +146,7 @@ def train(
 
     def check() -> bool:
         """One validation check; False when training should stop."""
-        nonlocal best
+        nonlocal best, cooldown
         model.eval()
         value = on_eval(len(stats.checks) + 1)
         model.train()
@@ -145,11 +154,21 @@ def train(
         if best is None or value > best[0]:
             best = (value, _trainable_state(model))
             stats.best_check = len(stats.checks)
-        elif schedule.patience is not None and len(stats.checks) - stats.best_check >= schedule.patience:
+        elif (cooldown is None and schedule.patience is not None
+              and len(stats.checks) - stats.best_check >= schedule.patience):
             stats.stop_reason = f"early stop: no better validation score in {schedule.patience} checks"
-            return False
+            length = schedule.cooldown_checks * math.ceil(steps_per_epoch / schedule.evals_per_epoch)
+            if not length or stats.planned_steps - stats.steps <= length:
+                return False
+            # A plateau at a still-high learning rate is noise around a point that annealing
+            # may improve (on Banking77 a 12-epoch cosine stopped after 6, at about half its
+            # peak rate): decay to zero from here, keep checking, and keep the best check.
+            cooldown = (stats.steps, planned_factor(stats.steps), length)
+            stats.planned_steps = stats.steps + length
+            stats.stop_reason += f", then {length} steps of decay to zero"
         return True
 
+    steps_per_epoch = len(first_epoch)
     going, checked_last, judged = True, False, False
     for epoch in range(schedule.epochs):
         this_epoch = first_epoch if epoch == 0 else batches(epoch)
@@ -171,7 +190,7 @@ def train(
             stats.steps += 1
             stats.tokens += tokens
             stats.losses.append(loss.item())
-            if stats.steps >= TIMED_STEPS and schedule.time_budget_s is not None:
+            if stats.steps >= TIMED_STEPS and schedule.time_budget_s is not None and cooldown is None:
                 # Epochs come from the time budget: warm-up and decay end where the budget will,
                 # so a trial cut by time has annealed instead of stopping at a high learning rate.
                 # Refitted at every step from the mean step time so far, since steps vary with
@@ -183,6 +202,8 @@ def train(
                 on_step(stats.steps, stats.losses[-1])
             checked_last = bool(on_eval) and index in checkpoints
             if checked_last and not check():
+                going = False
+            elif cooldown is not None and stats.steps >= stats.planned_steps:
                 going = False
             elif schedule.max_steps is not None and stats.steps >= schedule.max_steps:
                 stats.stop_reason, going = f"step budget of {schedule.max_steps} reached", False
