@@ -21,8 +21,10 @@ import json
 import os
 import platform
 import random
+import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -185,8 +187,10 @@ def write_result(name: str, payload: dict[str, Any], small: bool) -> Path:
     path = RESULTS / f"{name}{'-small' if small else ''}.json"
     payload = {"benchmark": name, "small": small, "command": command_line(), **payload}
     text = json.dumps(payload, indent=2, default=str)
-    # Paths relative to the project, so a result says nothing about the machine it ran on.
+    # Paths relative to the project, so a result says nothing about the machine it ran on; a
+    # bench's temporary work folder (mkdtemp with a "roitune-" prefix) is <work>.
     text = text.replace(f"{ROOT}/", "").replace(f"{ROOT.parent}/", "../")
+    text = re.sub(re.escape(tempfile.gettempdir()) + r"/roitune-[\w.-]+", "<work>", text)
     path.write_text(text + "\n")
     print(f"\nwrote {path.relative_to(ROOT)}")
     return path

@@ -17,7 +17,6 @@ Run: .venv/bin/python bench/default_space.py [--trials 6] [--small]
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -67,12 +66,11 @@ def main() -> None:
     print("target (every trial >= chance + 20 points, or failed with its reason): "
           + ("met" if every_trial_ok else "NOT met"))
     info["load_average_during"] = load.summary()
-    write_result("default_space", json.loads(json.dumps({
+    write_result("default_space", {
         "machine": info, "labels": labels, "chance": chance, "margin": MARGIN, "config": cfg,
         "commands": {k: "roitune " + " ".join(v) for k, v in run.commands.items()}, "wall_seconds": run.walls,
         "trials": verdicts, "failed_trials": run.failed, "target_met": every_trial_ok,
-        "recommendation": run.report["recommendation"], "table": run.table}).replace(str(work), "<work>")),
-        args.small)
+        "recommendation": run.report["recommendation"], "table": run.table}, args.small)
 
 
 if __name__ == "__main__":

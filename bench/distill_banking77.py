@@ -225,8 +225,7 @@ def main() -> None:
     warnings = [line.strip() for line in outputs["baseline"].splitlines() if line.startswith("warning:")]
     print("\n".join(warnings))
     info["load_average_during"] = load.summary()
-    # The work folder is a temporary folder of this machine: the result names it <work>.
-    payload = json.loads(json.dumps({
+    payload = {
         "machine": info, "data": {"path": str(BANKING77), "citation": BANKING77_CITATION, "small": args.small,
                                   "gold": len(gold), "teacher_train": len(teacher_rows), "pool": len(pool),
                                   "labels": len(labels)},
@@ -245,8 +244,7 @@ def main() -> None:
         "teacher_measured_by_hosted_baseline": {"gold_accuracy": hosted.validation.accuracy,
                                                 "gold_ci": hosted.validation.accuracy_ci},
         "student_over_teacher": ratio, "curve": curve, "recommendation": report["recommendation"],
-        "warnings": warnings, "targets": targets, "tables": [label_text, quality_text, curve_text]},
-                                    default=str).replace(str(work), "<work>"))
+        "warnings": warnings, "targets": targets, "tables": [label_text, quality_text, curve_text]}
     write_result("distill_banking77", payload, args.small)
 
 
