@@ -18,7 +18,7 @@ start=$(date +%s)
 (cd "$work/clone" && HOME="$work/home" make demo) >> "$out" 2>&1
 rc=$?
 echo "rc=$rc seconds=$(( $(date +%s) - start ))" >> "$out"
-sed -i "s|$work/clone/||g; s|$work|<work>|g" "$out"
+sed -i "s|$work/clone/||g; s|$work|<work>|g; s|/tmp/pip-build-env-[a-z0-9_]*|<pip-build-env>|g" "$out"
 tail -1 "$out"
 rm -rf "$work"
 exit $rc
