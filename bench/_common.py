@@ -94,7 +94,10 @@ def machine(threads: int) -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True, check=False).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        # Result files are outputs: a batch of benches rewrites them as it goes, and that must not
+        # mark the next bench's code as uncommitted.
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                     ":(exclude)bench/results"], cwd=ROOT,
                                     capture_output=True, text=True, check=False).stdout.strip())
     except OSError:
         commit, dirty = "", False
