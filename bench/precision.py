@@ -64,8 +64,8 @@ def main() -> None:
     labels = sorted({e.label for e in train})
     index = {label: i for i, label in enumerate(labels)}
     texts, label_ids = [e.text for e in train], [index[e.label] for e in train]
-    auto = bf16_training("auto", "cpu")
-    log(f"CPU bf16 units: {cpu_bf16_units() or 'none'}; precision auto picks {'bfloat16' if auto else 'float32'}")
+    auto = "bfloat16" if bf16_training("auto", "cpu") else "float32"
+    log(f"CPU bf16 units: {cpu_bf16_units() or 'none'}; precision auto picks {auto}")
 
     load = LoadSampler()
     arms: dict[str, dict] = {}
@@ -95,11 +95,10 @@ def main() -> None:
              f"{a['bf16_speedup']:.2f}x", faster[name]] for name, a in arms.items()]
     table(["arm", "float32 s/step", "bfloat16 s/step", "bf16 speed-up", "faster"], rows,
           title=f"bf16 autocast vs float32, batch 16, {info['cpu']}")
-    agrees = all(f == ("bfloat16" if auto else "float32") for f in faster.values())
-    print(f"precision auto picks {'bfloat16' if auto else 'float32'}: "
-          f"{'the faster one for every arm' if agrees else 'NOT the faster one for every arm'}")
+    agrees = all(f == auto for f in faster.values())
+    print(f"precision auto picks {auto}: {'the faster one' if agrees else 'NOT the faster one'} for every arm")
     write_result("precision", {"machine": {**info, "load_average_during": load.summary()},
-                               "cpu_bf16_units": cpu_bf16_units(), "auto_picks_bf16": auto,
+                               "cpu_bf16_units": cpu_bf16_units(), "auto_picks_bf16": auto == "bfloat16",
                                "rounds": rounds, "steps": steps, "arms": arms, "auto_is_faster": agrees},
                  args.small)
 

@@ -15,10 +15,9 @@ the user's ranges and choices. Where they come from:
   135M model whose answers are a few tokens); a new head 2e-3;
 - full fine-tuning of a decoder: 1e-4 at batch 16, the top of the range where full fine-tunes of
   small LMs stay stable (they diverge above it; the loop fails a run that does). A CPU trial gets
-  a few dozen steps: at 3e-5 and batch 32, 240 s on an AMD EPYC gave SmolLM2 33 steps and 20%
-  validation accuracy on the demo tickets (generative head), 18 points above chance; at 1e-4 and
-  batch 16 it is the first start whose trials clear that bar with room (BENCHMARKS.md, "No recipe
-  collapses").
+  a few dozen steps: in 240 s on an AMD EPYC, SmolLM2 (generative head, demo tickets) reached 20%
+  validation accuracy at 3e-5 and batch 32 (33 steps), 45% at 1e-4 and batch 16 (60 steps)
+  (BENCHMARKS.md, "No recipe collapses").
 """
 
 from __future__ import annotations

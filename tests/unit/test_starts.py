@@ -19,6 +19,8 @@ def test_one_first_trial_per_model_head_and_method_in_order():
         ("smollm2-135m-instruct", "lora", "generative")]
     assert trials[0] == {"base_model": "minilm-l6", "method": "full", "full_learning_rate": 2e-4,
                          "head_learning_rate": 2e-3, "batch_size": 16}
+    assert {"base_model": "smollm2-135m-instruct", "method": "full", "head": "generative",
+            "full_learning_rate": 1e-4, "batch_size": 16} in trials  # a CPU trial's few dozen steps need 1e-4
     assert len(trials) == 7  # minilm full/lora, smollm2 {lora, full} x {classifier, generative}, minilm full again
     assert trials[-1] == {"base_model": "minilm-l6", "method": "full", "full_learning_rate": 1e-4,
                           "head_learning_rate": 2e-3, "batch_size": 32}  # a second setting after every first
