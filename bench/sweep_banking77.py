@@ -10,18 +10,16 @@ demo config: 5M items/month, current solution $2,500/month at 10% errors, $0.05 
 cpu-2core serving). Then, in-process through ``optimizer.cli.app``:
 
     roitune baseline -c roitune.yaml --only classical,zero-shot
-    roitune sweep    -c roitune.yaml          # --trials (default 2) LoRA trials, 1 epoch each
+    roitune sweep    -c roitune.yaml          # --trials (default 2) trials, --epochs (default 1) each
     roitune report   -c roitune.yaml --json   # the ranking and the recommendation sentence
 
 Every candidate is judged and ranked on validation (the report's decision split); the test
 accuracy of the baselines and the sweep's finalist is reported beside it. The compute seconds and
 training summary of each candidate come from its ``CandidateRecord`` in the study.
 
-Sweep space: SmolLM2-135M, LoRA r16 (alpha 32), all-linear, learning rate 5e-4..2e-3, 1 epoch,
-batch 16, answer = the label (label list not in the prompt), no pruning; every validation item
-scored (one check per epoch). The default size fits ~15 minutes on the shared 2-core CPU
-(~25-40 s per training step of 16 rows there); ``--classes 20 --train-per-class 20`` is the
-bigger variant (about twice as long).
+Sweep space: the demo config's (MiniLM and SmolLM2; full and LoRA r16; classifier and generative
+heads), so the trials are its known-good starts in order, held to ``--epochs`` epochs at batch 16,
+no pruning, every validation item scored (one check per epoch). About 2 minutes on 2 cores.
 
 Run: .venv/bin/python bench/sweep_banking77.py [--small] [--classes N] [--trials N]
 """
