@@ -2,8 +2,9 @@
 """Per-trial overhead of a real ``roitune sweep`` on CPU: how much of a trial is not training or scoring.
 
 Runs ``roitune sweep`` in-process (``optimizer.cli.app`` through typer's CliRunner) with the demo
-config (``optimizer.config.demo_config_text``: the bundled tickets, SmolLM2-135M, LoRA r8/16,
-1 epoch, batch 16, one validation check per epoch, hyperband pruner) and
+config (``optimizer.config.demo_config_text``: the bundled tickets and its default space, whose
+first two trials are the known-good starts: MiniLM full fine-tune, then SmolLM2-135M LoRA r16 with
+a classifier head; two validation checks an epoch) and
 
     --set data.max_train_rows=120 --set search.max_eval_items=40 --set search.trials=2
     --set search.pruner=none
@@ -12,7 +13,7 @@ with the study (SQLite) and adapters in a temporary folder. From each trial's re
 (``evals.record.read_record``): ``details["timings"]`` (train = optimizer steps, eval =
 validation scoring incl. the pruning check, overhead = the rest) and ``compute_seconds`` (the
 trial's wall time; a pruned trial records no ``timings``, hence ``pruner=none``); overhead share =
-overhead / wall (target < 10%). The first trial loads the base model; the second reuses it
+overhead / wall (target < 10%). A trial on the same base model as the one before reuses it
 (``optimizer.trial.Workbench``). Bench-side wrappers (timing only, no behaviour change) split the
 overhead into model / tokenizer loading, LoRA wrapping, tokenising the rows, saving the adapter
 and releasing it, and time the finalist's test scoring that follows the trials.
