@@ -157,7 +157,7 @@ def main() -> None:
     if len(payload) == 2 and all(x["compute_seconds"] for x in payload):
         first, second = payload
         print(f"first trial overhead {first['timings'].get('overhead', 0):.1f}s vs second "
-              f"{second['timings'].get('overhead', 0):.1f}s (the second reuses the loaded base model)")
+              f"{second['timings'].get('overhead', 0):.1f}s")
     info["load_average_during"] = load.summary()
     write_result("trial_overhead", {"machine": info, "sweep_command": "roitune " + " ".join(argv), "train_rows": rows_n,
                                     "eval_items": eval_n, "sweep_wall_seconds": wall,
