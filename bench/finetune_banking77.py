@@ -37,6 +37,8 @@ def main() -> None:
     p.add_argument("--trial-seconds", type=float, default=1200)
     p.add_argument("--minutes", type=float, default=60)
     p.add_argument("--cooldown-checks", type=int, default=0, help="search.cooldown_checks (decay after patience)")
+    p.add_argument("--head-init", choices=["zero", "probe"], default=None,
+                   help="search.head_init (default: the config's)")
     args = p.parse_args()
     info = setup(args.threads)
     import yaml
@@ -61,6 +63,8 @@ def main() -> None:
     cfg["search"].update({"trials": args.trials, "base_models": models, "methods": methods, "heads": ["classifier"],
                           "batch_size": [16, 32], "trial_timeout_s": args.trial_seconds,
                           "timeout_s": args.minutes * 60, "pruner": "none", "cooldown_checks": args.cooldown_checks})
+    if args.head_init:
+        cfg["search"]["head_init"] = args.head_init
     cfg["budget"] = {"max_dollars": None}
     cfg.update({"storage": f"sqlite:///{work / 'study.db'}", "study": "banking77", "runs_dir": str(work / "runs")})
     config = work / "roitune.yaml"
@@ -72,7 +76,7 @@ def main() -> None:
                     title=f"Banking77, all 77 intents: {len(train)} train / {len(validation)} validation / "
                           f"{len(test)} test; {args.threads} torch thread(s); ranked by monthly cost")
     info["load_average_during"] = load.summary()
-    write_result("finetune_banking77", {
+    write_result("finetune_banking77" + (f"-head-{args.head_init}" if args.head_init else ""), {
         "machine": info, "data": {"path": str(BANKING77), "citation": BANKING77_CITATION, "train": len(train),
                                   "validation": len(validation), "test": len(test)},
         "config": cfg, "commands": {k: "roitune " + " ".join(v) for k, v in run.commands.items()},

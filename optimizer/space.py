@@ -70,6 +70,9 @@ class SearchSpec(BaseModel):
     cooldown_checks: int = Field(0, ge=0, description="When patience runs out, the learning rate decays to zero "
                                                      "over this many check intervals (still checked, the best "
                                                      "kept) before the trial ends; 0: stop at once.")
+    head_init: Literal["zero", "probe"] = Field("zero", description="A new classification head starts at zero "
+                                                "(chance), or at a logistic regression fitted on the frozen "
+                                                "base's features of the training rows (LP-FT).")
     trial_timeout_s: float | None = Field(None, gt=0, description="Training seconds per trial; the best checkpoint "
                                                                    "so far is kept.")
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps per trial at most.")

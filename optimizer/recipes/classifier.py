@@ -3,7 +3,8 @@
 Works on decoder LMs (Llama's ``score`` over the last token) and on BERT-like encoders
 (``classifier`` over the pooled first token). The head is new: it starts at zero, so the first
 steps begin exactly at chance (loss ln(number of labels)) instead of at a random confident
-guess, and it learns at its own, higher learning rate while the body (LoRA adapters, or every
+guess, or, with ``search.head_init: probe``, at a linear probe of the frozen base
+(``optimizer.recipes.probe``); it learns at its own, higher learning rate while the body (LoRA adapters, or every
 weight in full fine-tuning) moves slowly. With one shared rate, measured on the demo tickets,
 MiniLM either underfit (2e-3: 68% validation) or never left chance level (4e-3).
 
@@ -17,6 +18,7 @@ from typing import Callable, Sequence
 
 from optimizer.recipes.common import Job, Trained
 from optimizer.recipes.loop import Schedule, TrainStats, train
+from optimizer.recipes.probe import output_layer_name, probe_head
 
 # The new head's output layer: Llama-style decoders (``score``), BERT-style encoders (``classifier``).
 HEAD_OUTPUTS = ("score.weight", "score.bias", "classifier.weight", "classifier.bias")
@@ -35,18 +37,22 @@ def run(job: Job, tokenizer) -> Trained:
     base = load_sequence_classifier(s.base_model, list(job.labels),
                                     quantization="nf4" if s.method == "qlora" else None,
                                     double_quant=s.double_quant, compute_dtype=s.torch_compute_dtype())
+    index = {label: i for i, label in enumerate(job.labels)}
+    texts, label_ids = [e.text for e in job.train], [index[e.label] for e in job.train]
     zero_head(base)
+    start = {"head_init": "zero"}
+    if job.search.head_init == "probe" and output_layer_name(base):
+        start = probe_head(base, tokenizer, texts, label_ids, max_tokens=job.search.max_seq_tokens)
     model = job.prepared(base, "SEQ_CLS")
     predictor = HeadClassifier(model, tokenizer, job.labels, max_tokens=job.search.max_seq_tokens)
-    index = {label: i for i, label in enumerate(job.labels)}
     batch = training_batch_size(model, job.search.max_seq_tokens, s.batch_size)  # CUDA: what memory allows
     per_epoch = -(-len(job.train) // batch)
     schedule = job.schedule()
-    stats = train_classifier(model, tokenizer, [e.text for e in job.train], [index[e.label] for e in job.train],
+    stats = train_classifier(model, tokenizer, texts, label_ids,
                              batch_size=batch, seed=job.seed, max_tokens=job.search.max_seq_tokens,
                              schedule=schedule, on_eval=job.checker(predictor) if job.checker else None,
                              on_step=job.step_hook("classifier", per_epoch * schedule.epochs))
-    return Trained(model, predictor, stats, {})
+    return Trained(model, predictor, stats, start)
 
 
 def zero_head(model) -> None:
