@@ -51,6 +51,9 @@ class Schedule:
     max_steps: int | None = None
     bf16: bool = False  # autocast the forward and backward to bfloat16
     fail_if_stuck: bool = True  # a loss that has not fallen after STUCK_AFTER_STEPS fails the run
+    # the loss of a chance-level guess (ln of the number of labels), for a run that does not start
+    # at chance (a probed head): the stuck check then asks whether the loss fell back to it
+    chance_loss: float | None = None
 
 
 @dataclass
@@ -213,7 +216,7 @@ def train(
                 break
         if schedule.fail_if_stuck and not judged and stats.steps >= STUCK_AFTER_STEPS:
             judged = True
-            _fail_if_stuck(stats)
+            _fail_if_stuck(stats, schedule.chance_loss)
         if not going:
             break
     if on_eval and not checked_last:
@@ -224,12 +227,16 @@ def train(
     return stats
 
 
-def _fail_if_stuck(stats: TrainStats) -> None:
+def _fail_if_stuck(stats: TrainStats, chance_loss: float | None = None) -> None:
     """Once, at the end of the first epoch that completes ``STUCK_AFTER_STEPS`` steps: a loss
     still at its starting level means the run learns nothing (the MiniLM collapse at a too-high
-    learning rate: loss at ln(40) from the first steps on). A shorter run is not judged."""
+    learning rate: loss at ln(40) from the first steps on). A shorter run is not judged. A run
+    that starts below chance (``chance_loss``) fails only if it climbed back to chance level."""
     window = max(5, len(stats.losses) // 5)
     first, last = _mean(stats.losses[:window]), _mean(stats.losses[-window:])
-    if last > 0.9 * first and last > 0.5:  # a loss below 0.5 has learned something wherever it began
-        raise StuckAtChance(f"loss stayed at its starting level ({first:.2f} -> {last:.2f}) over the first "
-                            f"{stats.steps} steps: the learning rate is too high or too low for this model")
+    start = first if chance_loss is None else chance_loss
+    if last > 0.9 * start and last > 0.5:  # a loss below 0.5 has learned something wherever it began
+        where = ("stayed at its starting level" if chance_loss is None
+                 else f"climbed back to chance level ({chance_loss:.2f})")
+        raise StuckAtChance(f"loss {where} ({first:.2f} -> {last:.2f}) over the first {stats.steps} steps: "
+                            f"the learning rate is too high or too low for this model")

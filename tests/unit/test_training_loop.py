@@ -73,6 +73,32 @@ def test_a_loss_that_stays_at_chance_fails_the_run():
         train(model, lambda epoch: [0] * 20, flat, Schedule(learning_rate=1e-3, epochs=4))
 
 
+def rising(model: Pair, start: float, end: float, steps: int = 60):
+    """A loss that climbs linearly from ``start`` to ``end`` over ``steps`` steps."""
+    calls = [0]
+
+    def loss_of(batch):
+        calls[0] += 1
+        return model.body.sum() * 0 + start + (end - start) * min(calls[0], steps) / steps, 1
+    return loss_of
+
+
+def test_a_run_that_starts_below_chance_fails_only_if_it_climbs_back_to_chance():
+    # a probed head starts at 0.55; a loss that rises to 1.2 has not returned to ln(40) = 3.69
+    chance = math.log(40)
+    model = Pair()
+    stats = train(model, lambda epoch: [0] * 20, rising(model, 0.55, 1.2),
+                  Schedule(learning_rate=1e-3, epochs=4, chance_loss=chance))
+    assert stats.steps == 80
+    with pytest.raises(StuckAtChance, match="climbed back to chance level"):
+        model = Pair()
+        train(model, lambda epoch: [0] * 20, rising(model, 0.55, chance), Schedule(learning_rate=1e-3, epochs=4,
+                                                                                   chance_loss=chance))
+    with pytest.raises(StuckAtChance, match="starting level"):  # without chance_loss: judged by its start
+        model = Pair()
+        train(model, lambda epoch: [0] * 20, rising(model, 0.55, 1.2), Schedule(learning_rate=1e-3, epochs=4))
+
+
 def test_a_falling_loss_is_not_stuck():
     model = Pair()
     stats = train(model, lambda epoch: [0] * 20, squared_loss(model), Schedule(learning_rate=0.3, epochs=2))
