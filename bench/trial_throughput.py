@@ -15,9 +15,10 @@ answer = the label, through the chat template), batch 16. Arms:
   trl-fp32     ``bf16=False`` only (gradient checkpointing on, TRL's default).
   trl-default  every SFTConfig default (bf16 mixed precision, gradient checkpointing, the fused
                LM head with its entropy and token-accuracy metrics), at ``--trl-default-batch``
-               (default 4) next to its twin ``trl-fp32`` at the same batch: bf16 matmuls run at
-               ~0.6 GFLOP/s on this AVX2-only CPU (fp32: ~20), so one batch-16 step would take
-               ~10 minutes; its batch-16 speed is derived as trl-fp32(16) / (bf16 factor at 4).
+               (default 4) next to its twin ``trl-fp32`` at the same batch: on a CPU without bf16
+               units (AVX2 only) bf16 matmuls ran at ~0.6 GFLOP/s (fp32: ~20), so one batch-16
+               step would take ~10 minutes; its batch-16 speed is derived as
+               trl-fp32(16) / (bf16 factor at 4), on every CPU alike.
                Both small-batch arms get one timed step and no warm-up (symmetric).
 All TRL arms get ``use_cpu=True`` (without it the defaults stop on a CPU-only machine: "Your setup
 doesn't support bf16/gpu") and prompt-completion rows, so TRL's default loss is completion-only,
