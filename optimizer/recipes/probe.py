@@ -4,9 +4,10 @@ Fine-tuning from a zero head first spends its steps teaching the head while the 
 useless gradients push the body's features around; fitting the head on the frozen features
 first (Kumar et al., 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
 Out-of-Distribution") lets fine-tuning start from a working classifier. On Banking77 the
-bundled MiniLM's frozen features already score about 90% on validation under a probe of the
-head's own input (its pooled first token), while its full fine-tune from a zero head stopped at
-92.0% (BENCHMARKS.md has the comparison of both starts).
+bundled MiniLM's frozen features scored about 90% on validation (measured once, outside bench/)
+under a probe of the head's own input (its pooled first token), while its full fine-tune from a zero head stopped at
+about 92% (BENCHMARKS.md compares both starts: the probe helped one known-good start and hurt
+the other, so it is opt-in).
 
 The probe reads exactly what the head reads: the output layer is swapped for an identity for
 one pass over the training rows, so the model's own pooling (BERT's pooler over the first token,
@@ -20,8 +21,9 @@ import time
 from typing import Sequence
 
 # L2 strength of the probe (scikit-learn's C) on standardised features: on Banking77's MiniLM
-# features it scored 90.3% validation at 0.1, against 89.4% at 1 and 89.0% at 10; a stronger
-# penalty also keeps the starting head from being confidently wrong on a small training set.
+# features (measured once, outside bench/) it scored 90.3% validation at 0.1, against 89.4% at 1
+# and 89.0% at 10; a stronger penalty also keeps the starting head from being confidently wrong
+# on a small training set.
 PROBE_C = 0.1
 
 
