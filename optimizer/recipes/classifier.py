@@ -3,10 +3,11 @@
 Works on decoder LMs (Llama's ``score`` over the last token) and on BERT-like encoders
 (``classifier`` over the pooled first token). The head is new: it starts at zero, so the first
 steps begin exactly at chance (loss ln(number of labels)) instead of at a random confident
-guess, or, with ``search.head_init: probe``, at a linear probe of the frozen base
-(``optimizer.recipes.probe``); it learns at its own, higher learning rate while the body (LoRA adapters, or every
-weight in full fine-tuning) moves slowly. With one shared rate, measured on the demo tickets,
-MiniLM either underfit (2e-3: 68% validation) or never left chance level (4e-3).
+guess (or, with ``search.head_init: probe``, at a linear probe of the frozen base:
+``optimizer.recipes.probe``), and it learns at its own, higher learning rate while the body
+(LoRA adapters, or every weight in full fine-tuning) moves slowly. With one shared rate,
+measured on the demo tickets, MiniLM either underfit (2e-3: 68% validation) or never left
+chance level (4e-3).
 
 The input is the ticket text alone (the head needs no instruction or label list, which keeps
 items short), encoded by ``evals.classify.head_inputs`` exactly as at serving time.
@@ -21,9 +22,6 @@ from typing import Callable, Sequence
 from optimizer.recipes.common import Job, Trained
 from optimizer.recipes.loop import Schedule, TrainStats, train
 from optimizer.recipes.probe import output_layer_name, probe_head
-
-# The new head's output layer: Llama-style decoders (``score``), BERT-style encoders (``classifier``).
-HEAD_OUTPUTS = ("score.weight", "score.bias", "classifier.weight", "classifier.bias")
 
 
 def run(job: Job, tokenizer) -> Trained:
@@ -42,15 +40,15 @@ def run(job: Job, tokenizer) -> Trained:
     index = {label: i for i, label in enumerate(job.labels)}
     texts, label_ids = [e.text for e in job.train], [index[e.label] for e in job.train]
     zero_head(base)
-    start = {"head_init": "zero"}
-    if job.search.head_init == "probe" and output_layer_name(base):
-        start = probe_head(base, tokenizer, texts, label_ids, max_tokens=job.search.max_seq_tokens)
+    probed = job.search.head_init == "probe" and output_layer_name(base) is not None
+    start = (probe_head(base, tokenizer, texts, label_ids, max_tokens=job.search.max_seq_tokens) if probed
+             else {"head_init": "zero"})
     model = job.prepared(base, "SEQ_CLS")
     predictor = HeadClassifier(model, tokenizer, job.labels, max_tokens=job.search.max_seq_tokens)
     batch = training_batch_size(model, job.search.max_seq_tokens, s.batch_size)  # CUDA: what memory allows
     per_epoch = -(-len(job.train) // batch)
     schedule = job.schedule()
-    if start["head_init"] == "probe":
+    if probed:
         # LP-FT: a head that already classifies trains at the body's rate, which keeps its start;
         # at its own 2e-3 on Banking77 the loss rose from 0.55 to 1.18 over the first epoch
         schedule = replace(schedule, head_learning_rate=None, chance_loss=math.log(len(job.labels)))
@@ -66,10 +64,12 @@ def zero_head(model) -> None:
     """Start the new head's output layer at zero (every label equally likely)."""
     import torch
 
+    name = output_layer_name(model)
+    if name is None:
+        return
     with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name in HEAD_OUTPUTS:
-                param.zero_()
+        for param in getattr(model, name).parameters():
+            param.zero_()
 
 
 def train_classifier(

@@ -5,9 +5,9 @@ useless gradients push the body's features around; fitting the head on the froze
 first (Kumar et al., 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
 Out-of-Distribution") lets fine-tuning start from a working classifier. On Banking77 the
 bundled MiniLM's frozen features scored about 90% on validation (measured once, outside bench/)
-under a probe of the head's own input (its pooled first token), while its full fine-tune from a zero head stopped at
-about 92% (BENCHMARKS.md compares both starts: the probe helped one known-good start and hurt
-the other, so it is opt-in).
+under a probe of the head's own input (its pooled first token), while its full fine-tune from a
+zero head stopped at about 92% (BENCHMARKS.md compares both starts: the probe helped one
+known-good start and hurt the other, so it is opt-in).
 
 The probe reads exactly what the head reads: the output layer is swapped for an identity for
 one pass over the training rows, so the model's own pooling (BERT's pooler over the first token,
@@ -28,8 +28,9 @@ PROBE_C = 0.1
 
 
 def output_layer_name(model) -> str | None:
-    """The name of the head's output layer (Llama's ``score``, BERT's ``classifier``), if it is a
-    plain linear layer; None for heads of another shape (the head then starts at zero)."""
+    """The name of the new head's output layer (Llama's ``score``, BERT's ``classifier``), if it
+    is a plain linear layer; None for heads of another shape (RoBERTa's two-layer head), which
+    keep the initialisation transformers gave them."""
     import torch
 
     for name in ("score", "classifier"):

@@ -1,7 +1,8 @@
 """optimizer.recipes.probe on the real bundled models: a head started from a linear probe of the
 frozen base classifies before any training step, the weights folded into the layer predict what
-the probe predicted, and a decoder's probe reads what its ``score`` reads (the fold itself is
-tested exactly in tests/unit/test_probe_fit.py)."""
+the probe predicted, a decoder's probe reads what its ``score`` reads, and the classifier recipe
+starts from the probe when ``search.head_init`` asks for it (the fold itself is tested exactly
+in tests/unit/test_probe_fit.py)."""
 
 from __future__ import annotations
 
@@ -77,3 +78,30 @@ def test_a_two_label_probe_splits_scikit_learns_single_row():
     record, train, validation = probed_accuracies("minilm-l6", 200, labels)
     assert train == pytest.approx(record["probe_train_accuracy"], abs=0.005)
     assert validation > 0.75  # chance 50%
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head_init", ["zero", "probe"])
+def test_the_classifier_recipe_starts_from_the_probe_when_asked(head_init):
+    # five steps at a small rate: a zero head is still near chance (2.5%), a probed one classifies
+    from evals.models import load_tokenizer
+    from optimizer.recipes import classifier
+    from optimizer.recipes.common import Job
+    from optimizer.space import SearchSpec, TrialSettings
+
+    train = load_examples(TICKETS / "train.jsonl")[:400]
+    validation = load_examples(TICKETS / "validation.jsonl")[:120]
+    settings = TrialSettings(base_model="minilm-l6", method="full", head="classifier", rank=0, alpha=0.0,
+                             dropout=0.0, learning_rate=1e-5, epochs=1, batch_size=16, target_modules="all",
+                             head_learning_rate=1e-4)
+    job = Job(settings=settings, search=SearchSpec(head_init=head_init, max_steps=5),
+              labels=sorted({e.label for e in load_examples(TICKETS / "train.jsonl")}), train=train, seed=0,
+              bf16=False)
+    trained = classifier.run(job, load_tokenizer("minilm-l6"))
+    predictions = trained.predictor.predict([e.text for e in validation])
+    accuracy = sum(p.label == e.label for p, e in zip(predictions, validation)) / len(validation)
+    assert trained.details["head_init"] == head_init and trained.stats.steps == 5
+    if head_init == "probe":
+        assert trained.details["head_learning_rate"] == "the body's" and accuracy > 0.5
+    else:
+        assert accuracy < 0.2
