@@ -45,7 +45,7 @@ def probed_accuracies(model_name: str, train_rows: int, labels: list[str] | None
 
 @pytest.mark.slow
 def test_a_probed_encoder_head_classifies_before_training():
-    # 40 labels, chance 2.5%: a probe of MiniLM's frozen first-token features, 10 rows a label
+    # 40 labels, chance 2.5%: a probe of MiniLM's frozen first-token features on 400 training rows
     record, train, validation = probed_accuracies("minilm-l6", 400)
     assert record["head_init"] == "probe" and record["probe_seconds"] > 0
     assert train == pytest.approx(record["probe_train_accuracy"], abs=0.005)  # the fold is exact
