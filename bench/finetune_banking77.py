@@ -13,7 +13,8 @@ train, all of it. Then, in-process through ``optimizer.cli.app``:
 
 Space: ``--models`` (default minilm-l6) x ``--methods`` (default full) with a classifier head,
 at the search space's default ranges, so the sweep's own known-good first trials
-(``optimizer/starts.py``; for MiniLM full fine-tuning two settings) run; ``--trials`` (default 2),
+(``optimizer/starts.py``; for MiniLM full fine-tuning two settings, the first with a zero head, the
+second with a probed one) run; ``--head-init`` fixes one head init for both; ``--trials`` (default 2),
 ``--trial-seconds`` of training per trial (default 1200), early stopping with patience 3 over 2
 checks per epoch; ``--minutes`` caps the whole sweep.
 
@@ -38,7 +39,7 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=60)
     p.add_argument("--cooldown-checks", type=int, default=0, help="search.cooldown_checks (decay after patience)")
     p.add_argument("--head-init", choices=["zero", "probe"], default=None,
-                   help="search.head_init (default: the config's)")
+                   help="one search.head_init for every trial (default: the config's, zero and probe)")
     args = p.parse_args()
     info = setup(args.threads)
     import yaml

@@ -119,7 +119,8 @@ search:
   alpha_ratio: [2.0]
   learning_rate: {{low: 0.0002, high: 0.002}}       # LoRA
   full_learning_rate: {{low: 0.00002, high: 0.0002}}  # full fine-tuning
-  head_learning_rate: {{low: 0.001, high: 0.005}}    # a new classifier head
+  head_learning_rate: {{low: 0.001, high: 0.005}}    # a new classifier head started at zero
+  head_init: [zero, probe]    # probe: the head starts from a linear probe of the frozen base (LP-FT)
   epochs: [12]                # at most: a trial stops when validation stops improving (patience)
   patience: 3                 # checks without a gain; the best checkpoint is kept
   trial_timeout_s: 240        # training seconds per trial; the schedule fits it (CPU-sized; raise on a GPU)

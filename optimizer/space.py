@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evals.models import DEFAULT_LLM
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 Method = Literal["lora", "qlora", "dpo", "full"]
 Precision = Literal["auto", "float32", "bfloat16"]
 Head = Literal["generative", "classifier"]
+HeadInit = Literal["zero", "probe"]
 
 # Names users write for common target-module sets; anything else is passed to PEFT as is.
 TARGET_MODULE_SETS: dict[str, list[str] | str] = {
@@ -70,9 +71,10 @@ class SearchSpec(BaseModel):
     cooldown_checks: int = Field(0, ge=0, description="When patience runs out, the learning rate decays to zero "
                                                      "over this many check intervals (still checked, the best "
                                                      "kept) before the trial ends; 0: stop at once.")
-    head_init: Literal["zero", "probe"] = Field("zero", description="A new classification head starts at zero "
-                                                "(chance), or at a logistic regression fitted on the frozen "
-                                                "base's features of the training rows (LP-FT).")
+    head_init: list[HeadInit] = Field(["zero", "probe"], min_length=1, description=(
+        "How a new classification head starts: zero (chance, trained at head_learning_rate), or probe: a "
+        "logistic regression fitted on the frozen base's features of the training rows, trained at the "
+        "body's rate (LP-FT). One value fixes it; the known-good first trials say which each start takes."))
     trial_timeout_s: float | None = Field(None, gt=0, description="Training seconds per trial; the best checkpoint "
                                                                    "so far is kept.")
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps per trial at most.")
@@ -100,6 +102,11 @@ class SearchSpec(BaseModel):
                                                                    "null: the device's (256 on CUDA, 32 on a CPU).")
     seed: int = Field(0, description="Sampler and training seed.")
 
+    @field_validator("head_init", mode="before")
+    @classmethod
+    def _one_head_init(cls, value):
+        return [value] if isinstance(value, str) else value  # `head_init: probe` fixes it
+
 
 @dataclass(frozen=True)
 class TrialSettings:
@@ -115,7 +122,8 @@ class TrialSettings:
     epochs: int
     batch_size: int
     target_modules: str
-    head_learning_rate: float | None = None  # classifier head only
+    head_learning_rate: float | None = None  # a zero-initialised classifier head only
+    head_init: HeadInit = "zero"  # classifier head only
     double_quant: bool = True
     compute_dtype: str = "auto"
     dpo_beta: float = 0.1
@@ -163,7 +171,9 @@ def sample(trial: optuna.Trial, spec: SearchSpec) -> TrialSettings:
         target_modules="all" if full else trial.suggest_categorical("target_modules", spec.target_modules),
     )
     if head == "classifier":
-        settings["head_learning_rate"] = _log_float(trial, "head_learning_rate", spec.head_learning_rate)
+        settings["head_init"] = trial.suggest_categorical("head_init", spec.head_init)
+        if settings["head_init"] == "zero":  # a probed head trains at the body's rate
+            settings["head_learning_rate"] = _log_float(trial, "head_learning_rate", spec.head_learning_rate)
     if method == "qlora":
         settings["double_quant"] = trial.suggest_categorical("double_quant", spec.double_quant)
         settings["compute_dtype"] = trial.suggest_categorical("compute_dtype", spec.compute_dtype)

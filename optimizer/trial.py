@@ -78,7 +78,9 @@ def describe(s: TrialSettings) -> str:
     text = f"{model} {s.method}" + ("" if s.method == "full" else f" r{s.rank}") + f" lr {s.learning_rate:.0e}"
     if s.method == "dpo":
         text += f" beta {s.dpo_beta:.2f} {s.dpo_pairs} pairs"
-    return text + (" + classifier" if s.head == "classifier" else "")
+    if s.head == "classifier":
+        text += " + probed classifier" if s.head_init == "probe" else " + classifier"
+    return text
 
 
 class TrialRun:

@@ -3,7 +3,7 @@
 Works on decoder LMs (Llama's ``score`` over the last token) and on BERT-like encoders
 (``classifier`` over the pooled first token). The head is new: it starts at zero, so the first
 steps begin exactly at chance (loss ln(number of labels)) instead of at a random confident
-guess (or, with ``search.head_init: probe``, at a linear probe of the frozen base:
+guess (or, when the trial's ``head_init`` is ``probe``, at a linear probe of the frozen base:
 ``optimizer.recipes.probe``), and it learns at its own, higher learning rate while the body
 (LoRA adapters, or every weight in full fine-tuning) moves slowly. With one shared rate,
 measured on the demo tickets, MiniLM either underfit (2e-3: 68% validation) or never left
@@ -40,7 +40,7 @@ def run(job: Job, tokenizer) -> Trained:
     index = {label: i for i, label in enumerate(job.labels)}
     texts, label_ids = [e.text for e in job.train], [index[e.label] for e in job.train]
     zero_head(base)
-    probed = job.search.head_init == "probe" and output_layer_name(base) is not None
+    probed = s.head_init == "probe" and output_layer_name(base) is not None
     start = (probe_head(base, tokenizer, texts, label_ids, max_tokens=job.search.max_seq_tokens) if probed
              else {"head_init": "zero"})
     model = job.prepared(base, "SEQ_CLS")

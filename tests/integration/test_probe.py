@@ -1,7 +1,7 @@
 """optimizer.recipes.probe on the real bundled models: a head started from a linear probe of the
 frozen base classifies before any training step, the weights folded into the layer predict what
 the probe predicted, a decoder's probe reads what its ``score`` reads, and the classifier recipe
-starts from the probe when ``search.head_init`` asks for it (the fold itself is tested exactly
+starts from the probe when the trial's ``head_init`` asks for it (the fold itself is tested exactly
 in tests/unit/test_probe_fit.py)."""
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ def test_the_classifier_recipe_starts_from_the_probe_when_asked(head_init):
     validation = load_examples(TICKETS / "validation.jsonl")[:120]
     settings = TrialSettings(base_model="minilm-l6", method="full", head="classifier", rank=0, alpha=0.0,
                              dropout=0.0, learning_rate=1e-5, epochs=1, batch_size=16, target_modules="all",
-                             head_learning_rate=1e-4)
-    job = Job(settings=settings, search=SearchSpec(head_init=head_init, max_steps=5),
+                             head_learning_rate=1e-4, head_init=head_init)
+    job = Job(settings=settings, search=SearchSpec(max_steps=5),
               labels=sorted({e.label for e in load_examples(TICKETS / "train.jsonl")}), train=train, seed=0,
               bf16=False)
     trained = classifier.run(job, load_tokenizer("minilm-l6"))
