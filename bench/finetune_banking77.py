@@ -3,9 +3,9 @@
 reaches, and in how many minutes, beside the classical and embedding baselines.
 
 Data: Banking77's train.csv (10,003 queries, 77 intents, CC-BY-4.0, Casanueva et al. 2020),
-read in place: a stratified 20% is held out as test (``--split-seed``, default 0), and 10% of the rest is validation (where
-every candidate is judged and the sweep's checks stop early); the rest (about 7,200 rows) is
-train, all of it. Then, in-process through ``optimizer.cli.app``:
+read in place: a stratified 20% is held out as test (``--split-seed``, default 0), and 10% of
+the rest is validation (where every candidate is judged and the sweep's checks stop early); the
+rest (about 7,200 rows) is train, all of it. Then, in-process through ``optimizer.cli.app``:
 
     roitune baseline -c roitune.yaml --only classical,embedding
     roitune sweep    -c roitune.yaml     # the known-good first trials of the space below

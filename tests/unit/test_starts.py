@@ -57,3 +57,15 @@ def test_only_a_new_study_gets_them(tmp_path):
     [waiting] = study.get_trials(deepcopy=False)
     assert waiting.state == optuna.trial.TrialState.WAITING and waiting.system_attrs["fixed_params"]["head"] == "classifier"
     assert enqueue_first_trials(study, spec) == 0
+
+
+def test_an_enqueued_probed_start_is_what_the_trial_samples():
+    # the start's head init reaches the trial through Optuna's fixed params, with no head rate
+    from optimizer.space import sample
+
+    spec = SearchSpec(base_models=["minilm-l6"], methods=["full"], batch_size=[16, 32], trials=2)
+    study = optuna.create_study()
+    enqueue_first_trials(study, spec)
+    drawn = [sample(study.ask(), spec) for _ in range(2)]
+    assert [(s.head_init, s.head_learning_rate, s.batch_size) for s in drawn] == [
+        ("zero", 2e-3, 16), ("probe", None, 32)]
