@@ -123,6 +123,7 @@ search:
   head_init: [zero, probe]    # probe: the head starts from a linear probe of the frozen base (LP-FT)
   epochs: [12]                # at most: a trial stops when validation stops improving (patience)
   patience: 3                 # checks without a gain; the best checkpoint is kept
+  patience_from: 0.5          # ... counted only from half the schedule, where the rate is below half its peak
   trial_timeout_s: 240        # training seconds per trial; the schedule fits it (CPU-sized; raise on a GPU)
   batch_size: [16, 32]
   target_modules: [all-linear]

@@ -68,6 +68,10 @@ class SearchSpec(BaseModel):
                               description="Most epochs; early stopping and the time budget end a trial sooner.")
     patience: int | None = Field(3, ge=1, description="Validation checks without a gain before a trial stops "
                                                       "(its best checkpoint is kept); null: never stop early.")
+    patience_from: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "Fraction of a trial's planned steps before which patience stops nothing: up to half-way the "
+        "rate is above half its peak, where a flat run of checks is noise the decay may lift; 0: from "
+        "the first check."))
     cooldown_checks: int = Field(0, ge=0, description="When patience runs out, the learning rate decays to zero "
                                                      "over this many check intervals (still checked, the best "
                                                      "kept) before the trial ends; 0: stop at once.")

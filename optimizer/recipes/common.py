@@ -54,8 +54,8 @@ class Job:
         return Schedule(learning_rate=s.learning_rate if learning_rate is None else learning_rate,
                         epochs=s.epochs if epochs is None else epochs,
                         head_learning_rate=s.head_learning_rate, evals_per_epoch=spec.evals_per_epoch,
-                        patience=spec.patience if checks else None, cooldown_checks=spec.cooldown_checks,
-                        time_budget_s=spec.trial_timeout_s,
+                        patience=spec.patience if checks else None, patience_from=spec.patience_from,
+                        cooldown_checks=spec.cooldown_checks, time_budget_s=spec.trial_timeout_s,
                         max_steps=spec.max_steps, bf16=self.bf16, fail_if_stuck=checks)
 
     def step_hook(self, phase: str, total: int) -> Callable[[int, float], None] | None:

@@ -46,6 +46,20 @@ def test_the_best_check_is_kept_when_validation_peaks_then_falls():
     assert at_check[-1] != pytest.approx(at_check[1])
 
 
+@pytest.mark.parametrize("patience_from,steps,best", [(0.0, 40, 1), (0.5, 80, 5)])
+def test_patience_stops_nothing_before_its_share_of_the_schedule(patience_from, steps, best):
+    # Three flat checks at the peak rate (checks 2-4, steps 20-40 of 100): counted from the first
+    # check they end the run at its first best; from half-way, the run goes on to a better one.
+    model = Pair()
+    scores = iter([0.8, 0.7, 0.7, 0.7, 0.9, 0.6, 0.6, 0.6, 0.6, 0.6])
+    stats = train(model, lambda epoch: [0] * 10, squared_loss(model),
+                  Schedule(learning_rate=0.01, epochs=10, patience=3, patience_from=patience_from,
+                           fail_if_stuck=False),
+                  on_eval=lambda check: next(scores))
+    assert stats.steps == steps and stats.best_check == best
+    assert stats.stop_reason == "early stop: no better validation score in 3 checks"
+
+
 def test_a_new_head_learns_at_its_own_rate():
     model = Pair()
     train(model, lambda epoch: [0] * 4, squared_loss(model),
