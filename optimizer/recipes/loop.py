@@ -15,7 +15,7 @@ level. So every check may become the kept checkpoint, ``patience`` checks withou
 the trial, and a loss that has not left its starting level after some 60 steps fails it.
 Patience stops nothing before ``patience_from`` of the schedule (Keras' ``start_from_epoch``):
 on Banking77 a MiniLM whose head started from a linear probe sat flat for three checks at its
-peak rate and was stopped after 3.5 of 12 epochs, 2 points below what its decay then reached.
+peak rate and was stopped after 3.5 of 12 epochs at 90.4% validation; let go on, it reached 92.9%.
 """
 
 from __future__ import annotations
