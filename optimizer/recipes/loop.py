@@ -163,11 +163,11 @@ def train(
         if best is None or value > best[0]:
             best = (value, _trainable_state(model))
             stats.best_check = len(stats.checks)
-        elif (cooldown is None and schedule.patience is not None
-              and len(stats.checks) - stats.best_check >= schedule.patience
-              and stats.steps >= schedule.patience_from * stats.planned_steps):
-            stats.stop_reason = (f"early stop: no better validation score in "
-                                 f"{len(stats.checks) - stats.best_check} checks")
+            return True
+        waited = len(stats.checks) - stats.best_check
+        if (cooldown is None and schedule.patience is not None and waited >= schedule.patience
+                and stats.steps >= schedule.patience_from * stats.planned_steps):
+            stats.stop_reason = f"early stop: no better validation score in {waited} checks"
             length = schedule.cooldown_checks * math.ceil(steps_per_epoch / schedule.evals_per_epoch)
             if not length or stats.planned_steps - stats.steps <= length:
                 return False

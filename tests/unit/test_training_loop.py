@@ -60,6 +60,16 @@ def test_patience_stops_nothing_before_its_share_of_the_schedule(patience_from, 
     assert stats.stop_reason == "early stop: no better validation score in 3 checks"
 
 
+def test_checks_held_back_by_the_gate_count_and_the_reason_says_how_many():
+    # flat from check 1: patience has run out at check 4 (step 40), the gate opens at step 50
+    model = Pair()
+    stats = train(model, lambda epoch: [0] * 10, squared_loss(model),
+                  Schedule(learning_rate=0.01, epochs=10, patience=3, patience_from=0.5, fail_if_stuck=False),
+                  on_eval=lambda check: 0.8 if check == 1 else 0.7)
+    assert stats.steps == 50 and stats.best_check == 1
+    assert stats.stop_reason == "early stop: no better validation score in 4 checks"
+
+
 def test_a_new_head_learns_at_its_own_rate():
     model = Pair()
     train(model, lambda epoch: [0] * 4, squared_loss(model),
